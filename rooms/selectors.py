@@ -1,0 +1,52 @@
+"""Every read of rooms that a view, consumer, page or export needs."""
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from rooms.models import AccessLevel, Ban, Invitation, JoinRequest, Room, Spectator
+
+PUBLICLY_LISTED_LEVELS = (AccessLevel.PUBLIC, AccessLevel.PASSWORD)
+
+
+def _with_counts(rooms: QuerySet) -> QuerySet:
+    return rooms.select_related("training_session", "creator").annotate(
+        present_count=Count("spectators", filter=Q(spectators__left_at__isnull=True), distinct=True),
+        pending_count=Count("join_requests", filter=Q(join_requests__status=JoinRequest.Status.PENDING), distinct=True),
+    )
+
+
+def room_list_for_user(user, *, include_ended: bool = False) -> QuerySet:
+    """Rooms ``user`` manages: created by them or showing their training sessions."""
+    rooms = Room.objects.filter(Q(creator=user) | Q(training_session__owner=user))
+    if not include_ended:
+        rooms = rooms.filter(status__in=Room.LIVE_STATUSES, expires_at__gt=timezone.now())
+    return _with_counts(rooms).order_by("-created_at")
+
+
+def room_list_public() -> QuerySet:
+    """Live rooms anyone may discover: public and password rooms. Never private or invite-only."""
+    return _with_counts(Room.objects.live().filter(access_level__in=PUBLICLY_LISTED_LEVELS)).order_by("-created_at")
+
+
+def room_get_with_counts(room: Room) -> Room:
+    return _with_counts(Room.objects.filter(pk=room.pk)).get()
+
+
+def spectator_list(room: Room) -> QuerySet:
+    """Spectators present in ``room``, earliest first."""
+    return Spectator.objects.select_related("user").filter(room=room, left_at__isnull=True).order_by("joined_at")
+
+
+def join_request_list(room: Room, *, status: str | None = JoinRequest.Status.PENDING) -> QuerySet:
+    requests = JoinRequest.objects.select_related("user", "decided_by").filter(room=room)
+    if status:
+        requests = requests.filter(status=status)
+    return requests.order_by("created_at")
+
+
+def invitation_list(room: Room) -> QuerySet:
+    return Invitation.objects.select_related("user", "invited_by").filter(room=room, revoked_at__isnull=True)
+
+
+def ban_list(room: Room) -> QuerySet:
+    return Ban.objects.select_related("user", "banned_by").filter(room=room, lifted_at__isnull=True)

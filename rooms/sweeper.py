@@ -1,0 +1,46 @@
+"""The in-process periodic sweep: expire rooms and auto-approve timed-out join requests.
+
+Every server process runs one; the sweeps are idempotent (each row changes state once), so
+several processes sweeping together do no double work.
+"""
+
+import logging
+import threading
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from rooms.services import join_requests_auto_approve, rooms_expire
+
+logger = logging.getLogger(__name__)
+_started = threading.Event()
+_stop = threading.Event()
+
+
+def sweep_once() -> dict:
+    """Run every sweep once and return what each changed."""
+    close_old_connections()
+    try:
+        return {"rooms_expired": rooms_expire(), "requests_auto_approved": join_requests_auto_approve()}
+    finally:
+        close_old_connections()
+
+
+def _loop(interval: float) -> None:
+    while not _stop.wait(interval):
+        try:
+            result = sweep_once()
+            if any(result.values()):
+                logger.info("sweep: %s", result)
+        except Exception:
+            logger.exception("sweep failed; retrying next interval")
+
+
+def sweeper_start() -> bool:
+    """Start the sweep thread once per process, unless ``SPECTATOR_SWEEP_INTERVAL`` is 0."""
+    interval = settings.SPECTATOR_SWEEP_INTERVAL
+    if interval <= 0 or _started.is_set():
+        return False
+    _started.set()
+    threading.Thread(target=_loop, args=(interval,), name="spectator-sweeper", daemon=True).start()
+    return True

@@ -23,6 +23,8 @@ class TrainingSession(models.Model):
     algorithm = models.CharField(max_length=100, blank=True)
     total_episodes = models.PositiveIntegerField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    # Names of the custom scalars (MetricsData.extra) seen so far: each gets a graph.
+    extra_keys = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -36,3 +38,49 @@ class TrainingSession(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in (self.Status.RUNNING, self.Status.PAUSED)
+
+
+class MetricPoint(models.Model):
+    """One accepted MetricsData point of a training session's history.
+
+    ``(stream, seq)`` is the client's identity for the point: a retried batch carries the same
+    pairs and is not stored twice.
+    """
+
+    training_session = models.ForeignKey(TrainingSession, on_delete=models.CASCADE, related_name="metric_points")
+    stream = models.CharField(max_length=64)
+    seq = models.BigIntegerField()
+    timestamp = models.FloatField(help_text="Seconds since the epoch, as the trainer reported it.")
+    episode = models.BigIntegerField()
+    total_episodes = models.BigIntegerField(null=True, blank=True)
+    current_reward = models.FloatField(null=True, blank=True)
+    average_reward = models.FloatField(null=True, blank=True)
+    best_reward = models.FloatField(null=True, blank=True)
+    episode_length = models.BigIntegerField(null=True, blank=True)
+    win_rate = models.FloatField(null=True, blank=True)
+    loss_value = models.FloatField(null=True, blank=True)
+    learning_rate = models.FloatField(null=True, blank=True)
+    epsilon = models.FloatField(null=True, blank=True)
+    model_generation = models.BigIntegerField(null=True, blank=True)
+    algorithm = models.CharField(max_length=100, blank=True)
+    training_time_elapsed = models.FloatField(null=True, blank=True)
+    actions_per_second = models.FloatField(null=True, blank=True)
+    frames_per_second = models.FloatField(null=True, blank=True)
+    memory_usage_mb = models.FloatField(null=True, blank=True)
+    extra = models.JSONField(default=dict, blank=True)
+    # Decision fields that came inside a MetricsData (action probabilities, values, action).
+    decision = models.JSONField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["training_session", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["training_session", "stream", "seq"], name="metric_point_unique_seq")
+        ]
+        indexes = [
+            models.Index(fields=["training_session", "episode"]),
+            models.Index(fields=["training_session", "timestamp"]),
+        ]
+
+    def __str__(self):
+        return f"{self.training_session_id} #{self.episode} ({self.stream}:{self.seq})"

@@ -339,3 +339,19 @@ def training_session_get_managed(training_session_id: str, user) -> TrainingSess
     if not can_manage_training_session(user, training_session):
         raise TrainingSession.DoesNotExist
     return training_session
+
+
+def can_view_training_session(visitor: Visitor, training_session: TrainingSession) -> bool:
+    """Owners and staff, and anyone admitted to (present in) one of its live rooms."""
+    user = visitor.user if visitor.signed_in else None
+    if can_manage_training_session(user, training_session):
+        return True
+    identity = _identity_q(visitor)
+    if identity is None:
+        return False
+    return Spectator.objects.filter(
+        identity,
+        left_at__isnull=True,
+        room__training_session=training_session,
+        room__status__in=Room.LIVE_STATUSES,
+    ).exists()

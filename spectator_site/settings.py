@@ -206,6 +206,14 @@ SPECTATOR_TICKET_MAX_AGE = env_int("SPECTATOR_TICKET_MAX_AGE", 120)
 # Seconds between in-process expiry sweeps; 0 turns the sweeper off.
 SPECTATOR_SWEEP_INTERVAL = env_int("SPECTATOR_SWEEP_INTERVAL", 30)
 SPECTATOR_MAX_ROOM_HOURS = env_int("SPECTATOR_MAX_ROOM_HOURS", 24 * 30)
+# Largest accepted game frame (image bytes).
+SPECTATOR_MAX_FRAME_BYTES = env_int("SPECTATOR_MAX_FRAME_BYTES", 2 * 1024 * 1024)
+# A present spectator with no live connection for this long loses their seat.
+SPECTATOR_PRESENCE_TIMEOUT = env_int("SPECTATOR_PRESENCE_TIMEOUT", 90)
+# Per-connection send buffer: past this many queued messages a spectator is too far behind.
+SPECTATOR_MAX_BUFFERED_MESSAGES = env_int("SPECTATOR_MAX_BUFFERED_MESSAGES", 5000)
+# Metric points of recent history sent in a room's snapshot on connect.
+SPECTATOR_SNAPSHOT_POINTS = env_int("SPECTATOR_SNAPSHOT_POINTS", 500)
 
 LOGGING = {
     "version": 1,

@@ -16,3 +16,28 @@ class TrainingSessionSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrainingSession
         fields = ["id", "name", "algorithm", "total_episodes", "status", "owner", "created_at", "updated_at"]
+
+
+class IngestResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField(help_text="Metric points stored by this request.")
+    duplicates = serializers.IntegerField(help_text="Points already stored earlier (a retried batch).")
+    last_seq = serializers.IntegerField(allow_null=True)
+    decisions = serializers.IntegerField(help_text="Decisions broadcast.")
+
+
+class IngestInputSerializer(serializers.Serializer):
+    """Documentation only: ingest is validated by ``metrics.ingest`` for speed."""
+
+    points = serializers.ListField(child=serializers.DictField(), required=False, max_length=1000)
+    decisions = serializers.ListField(child=serializers.DictField(), required=False, max_length=1000)
+    stream = serializers.CharField(required=False, help_text="Default stream for points that name none.")
+
+
+class StatusInputSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["running", "paused", "completed"])
+    message = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class MetricPointSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    data = serializers.DictField()

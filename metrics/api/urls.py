@@ -12,4 +12,8 @@ urlpatterns = [
         views.TrainingSessionCloseApi.as_view(),
         name="training-session-close",
     ),
+    path("sessions/<str:training_session_id>/ingest/", views.MetricsIngestApi.as_view(), name="metrics-ingest"),
+    path("sessions/<str:training_session_id>/frames/", views.FrameIngestApi.as_view(), name="frames-ingest"),
+    path("sessions/<str:training_session_id>/status/", views.TrainingStatusApi.as_view(), name="training-status"),
+    path("sessions/<str:training_session_id>/metrics/", views.MetricHistoryApi.as_view(), name="metric-history"),
 ]

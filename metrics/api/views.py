@@ -1,17 +1,42 @@
-"""Training session API."""
+"""Training session API: sessions, ingest (metrics, decisions, frames, status) and history."""
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import status
-from rest_framework.exceptions import NotFound
+from django.conf import settings
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import permissions, status
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from metrics import selectors, services
-from metrics.api.serializers import TrainingSessionCreateInputSerializer, TrainingSessionSerializer
+from metrics.api.serializers import (
+    IngestInputSerializer,
+    IngestResultSerializer,
+    MetricPointSerializer,
+    StatusInputSerializer,
+    TrainingSessionCreateInputSerializer,
+    TrainingSessionSerializer,
+)
+from metrics.events import KIND_FRAME, decision_items, metrics_data, publish_stream, publish_stream_after_commit
+from metrics.ingest import MAX_FRAME_HEADER, IngestError, decisions_clean, frame_pack, frame_parse, metric_points_clean
 from metrics.models import TrainingSession
 from rooms import access
 from rooms.api.serializers import ErrorSerializer
+from rooms.api.views import visitor_from_request
+from spectator_site.api_errors import error_response
+
+
+class FrameParser(BaseParser):
+    media_type = "application/octet-stream"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        limit = settings.SPECTATOR_MAX_FRAME_BYTES + MAX_FRAME_HEADER + 4
+        body = stream.read(limit + 1) if stream is not None else b""
+        if len(body) > limit:
+            raise ValidationError({"frame.image": [f"At most {settings.SPECTATOR_MAX_FRAME_BYTES} bytes."]})
+        return body
 
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 404: ErrorSerializer}
 
@@ -61,3 +86,104 @@ class TrainingSessionCloseApi(APIView):
             training_session=_get_managed(training_session_id, request.user), actor=request.user
         )
         return Response(TrainingSessionSerializer(session).data)
+
+
+def _ingest_error(exc: IngestError) -> Response:
+    return error_response(
+        "validation_error", f"{exc.field}: {exc.message}", status.HTTP_400_BAD_REQUEST, fields={exc.field: [exc.message]}
+    )
+
+
+def _get_ingestable(training_session_id, user) -> TrainingSession:
+    session = _get_managed(training_session_id, user)
+    if not access.can_ingest(user, session):
+        raise ValidationError({"training_session_id": ["This training session is closed."]})
+    return session
+
+
+class MetricsIngestApi(APIView):
+    @extend_schema(request=IngestInputSerializer, responses={200: IngestResultSerializer, **ERRORS})
+    def post(self, request, training_session_id):
+        """Append a batch of metric points (and broadcast decisions) to a training session.
+
+        Each point carries ``stream`` and ``seq``; resending a batch stores nothing twice.
+        """
+        session = _get_ingestable(training_session_id, request.user)
+        body = request.data
+        if not isinstance(body, dict):
+            return _ingest_error(IngestError("body", "Must be a JSON object."))
+        try:
+            points = metric_points_clean(body.get("points", []), default_stream=str(body.get("stream") or ""))
+            decisions = decisions_clean(body.get("decisions", []))
+        except IngestError as exc:
+            return _ingest_error(exc)
+        result = services.metric_points_append(training_session=session, points=points)
+        if decisions:
+            publish_stream_after_commit(session.pk, decision_items(decisions))
+        return Response(
+            {
+                "accepted": result.accepted,
+                "duplicates": result.duplicates,
+                "last_seq": result.last_seq,
+                "decisions": len(decisions),
+            }
+        )
+
+
+class FrameIngestApi(APIView):
+    parser_classes = [FrameParser]
+
+    @extend_schema(
+        request={"application/octet-stream": {"type": "string", "format": "binary"}},
+        responses={202: None, **ERRORS},
+    )
+    def post(self, request, training_session_id):
+        """Broadcast one game frame: 4-byte big-endian header length, JSON header, image bytes."""
+        session = _get_ingestable(training_session_id, request.user)
+        try:
+            header, image = frame_parse(request.data)
+        except IngestError as exc:
+            return _ingest_error(exc)
+        header["training_session_id"] = session.pk
+        publish_stream(session.pk, [(KIND_FRAME, frame_pack(header, image))])
+        return Response({"accepted": 1}, status=status.HTTP_202_ACCEPTED)
+
+
+class TrainingStatusApi(APIView):
+    @extend_schema(request=StatusInputSerializer, responses={200: TrainingSessionSerializer, **ERRORS})
+    def post(self, request, training_session_id):
+        """Set the trainer's status (running, paused, completed); rooms get a training_status."""
+        data = StatusInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        session = services.training_session_status_set(
+            training_session=_get_managed(training_session_id, request.user), **data.validated_data
+        )
+        return Response(TrainingSessionSerializer(session).data)
+
+
+class MetricHistoryApi(APIView):
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("after_id", int, description="Only points stored after this id (backfill)."),
+            OpenApiParameter("limit", int, description="At most this many points (1-5000, default 1000)."),
+            OpenApiParameter("visitor_token", str, description="Anonymous spectators: the token from the join."),
+        ],
+        responses={200: MetricPointSerializer(many=True), **ERRORS},
+    )
+    def get(self, request, training_session_id):
+        """Stored metric points after an id, oldest first; for owners and admitted spectators."""
+        session = TrainingSession.objects.filter(pk=training_session_id).first()
+        visitor, _token = visitor_from_request(request, request.query_params.get("visitor_token", ""))
+        if session is None or not access.can_view_training_session(visitor, session):
+            raise NotFound("No such training session.")
+        try:
+            after_id = int(request.query_params.get("after_id", 0))
+            limit = int(request.query_params.get("limit", 1000))
+        except ValueError:
+            raise ValidationError({"after_id": ["after_id and limit must be integers."]}) from None
+        if not 1 <= limit <= 5000:
+            raise ValidationError({"limit": ["Between 1 and 5000."]})
+        rows = selectors.metric_points_after(session.pk, after_id=max(0, after_id), limit=limit)
+        return Response([{"id": row["id"], "data": metrics_data(row)} for row in rows])

@@ -1,0 +1,154 @@
+"""Training-session stream events: group names, builders, publishing once per message.
+
+A training session's stream (metrics, graph points, decisions, frames, status) goes to its
+group; each server process's room hub holds one membership per session it shows and writes
+the same pre-serialized text (or bytes) to every local spectator.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from metrics.graphs import graph_config, graph_points
+from metrics.ingest import DECISION_FIELDS
+
+logger = logging.getLogger(__name__)
+
+METRICS_DATA_FIELDS = (
+    "timestamp",
+    "episode",
+    "total_episodes",
+    "current_reward",
+    "average_reward",
+    "best_reward",
+    "episode_length",
+    "win_rate",
+    "loss_value",
+    "learning_rate",
+    "epsilon",
+    "model_generation",
+    "algorithm",
+    "training_time_elapsed",
+    "actions_per_second",
+    "frames_per_second",
+    "memory_usage_mb",
+)
+
+
+def session_group_name(training_session_id: str) -> str:
+    """The channel-layer group of a training session's stream, built from its id only."""
+    return f"ts.{training_session_id}"
+
+
+def metrics_data(point: dict) -> dict:
+    """A point's MetricsData as spectators see it (seed fields, extra, decision fields)."""
+    data = {name: point.get(name) for name in METRICS_DATA_FIELDS}
+    data["extra"] = point.get("extra") or {}
+    decision = point.get("decision") or {}
+    for name in DECISION_FIELDS:
+        data[name] = decision.get(name)
+    data["stream"] = point.get("stream")
+    data["seq"] = point.get("seq")
+    return data
+
+
+def training_metrics(point: dict) -> dict:
+    return {"type": "training_metrics", "data": metrics_data(point)}
+
+
+def graph_update(point: dict) -> dict:
+    return {"type": "graph_update", "graphs": graph_points(point)}
+
+
+def bot_decision(decision: dict) -> dict:
+    return {
+        "type": "bot_decision",
+        "action_probabilities": decision.get("action_probabilities"),
+        "selected_action": decision.get("selected_action"),
+        "state_values": decision.get("state_values"),
+        "q_values": decision.get("q_values"),
+        "episode": decision.get("episode"),
+        "step": decision.get("step"),
+        "timestamp": decision.get("timestamp"),
+    }
+
+
+def graph_config_message(extra_keys) -> dict:
+    return {"type": "graph_config", "graphs": graph_config(extra_keys)}
+
+
+def training_status(training_session, **notes) -> dict:
+    return {
+        "type": "training_status",
+        "training_session_id": training_session.pk,
+        "status": training_session.status,
+        "algorithm": training_session.algorithm,
+        "total_episodes": training_session.total_episodes,
+        **notes,
+    }
+
+
+def _dumps(message: dict) -> str:
+    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+
+
+# Kinds tell the hub how to apply a spectator's speed: metric points are never dropped,
+# decisions and frames are coalesced latest-wins.
+KIND_METRICS = "metrics"
+KIND_DECISION = "decision"
+KIND_FRAME = "frame"
+KIND_CONTROL = "control"
+
+
+def publish_stream(training_session_id: str, items: list[tuple[str, str | bytes]]) -> None:
+    """Send already-serialized stream items ``(kind, text-or-bytes)`` to the session's group."""
+    if not items:
+        return
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(
+            session_group_name(training_session_id), {"type": "stream.items", "items": items}
+        )
+    except Exception:
+        # Persisted points are safe in the history; spectators backfill from it.
+        logger.exception("could not publish %d item(s) for %s", len(items), training_session_id)
+
+
+async def apublish_stream(training_session_id: str, items: list[tuple[str, str | bytes]]) -> None:
+    if not items:
+        return
+    layer = get_channel_layer()
+    try:
+        await layer.group_send(session_group_name(training_session_id), {"type": "stream.items", "items": items})
+    except Exception:
+        logger.exception("could not publish %d item(s) for %s", len(items), training_session_id)
+
+
+def metric_items(points: list[dict]) -> list[tuple[str, str]]:
+    """Serialize each point's ``training_metrics`` and ``graph_update`` once, plus its decision."""
+    items = []
+    for point in points:
+        items.append((KIND_METRICS, _dumps(training_metrics(point))))
+        items.append((KIND_METRICS, _dumps(graph_update(point))))
+        if point.get("decision") and point["decision"].get("action_probabilities") is not None:
+            items.append((KIND_DECISION, _dumps(bot_decision(point["decision"]))))
+    return items
+
+
+def decision_items(decisions: list[dict]) -> list[tuple[str, str]]:
+    return [(KIND_DECISION, _dumps(bot_decision(decision))) for decision in decisions]
+
+
+def control_item(message: dict) -> tuple[str, str]:
+    return (KIND_CONTROL, _dumps(message))
+
+
+def publish_stream_after_commit(training_session_id: str, items) -> None:
+    transaction.on_commit(lambda: publish_stream(training_session_id, items))

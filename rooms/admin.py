@@ -122,11 +122,17 @@ class RoomAdmin(admin.ModelAdmin):
             setattr(obj, name, form.initial[name])
         super().save_model(request, obj, form, change)
         if access_changes:
-            services.room_access_update(room=obj, actor=request.user, **access_changes)
+            try:
+                services.room_access_update(room=obj, actor=request.user, **access_changes)
+            except (PermissionDenied, ValidationError) as exc:
+                self.message_user(request, f"Access settings not changed: {exc}", level=messages.WARNING)
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not JoinRequest:
             return super().save_formset(request, form, formset, change)
+        # Writes nothing (the form has no model fields) but sets the formset's
+        # new/changed/deleted_objects, which the admin's change message reads.
+        formset.save(commit=False)
         for inline_form in formset.forms:
             decision = inline_form.cleaned_data.get("decision") if hasattr(inline_form, "cleaned_data") else None
             if not decision or inline_form.instance.pk is None:

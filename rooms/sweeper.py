@@ -19,21 +19,22 @@ _stop = threading.Event()
 
 def sweep_once() -> dict:
     """Run every sweep once and return what each changed."""
-    close_old_connections()
-    try:
-        return {"rooms_expired": rooms_expire(), "requests_auto_approved": join_requests_auto_approve()}
-    finally:
-        close_old_connections()
+    return {"rooms_expired": rooms_expire(), "requests_auto_approved": join_requests_auto_approve()}
 
 
 def _loop(interval: float) -> None:
     while not _stop.wait(interval):
         try:
+            # Only the long-lived thread recycles its connection: a caller of sweep_once (the
+            # command, a test) may be inside a transaction that closing would break.
+            close_old_connections()
             result = sweep_once()
             if any(result.values()):
                 logger.info("sweep: %s", result)
         except Exception:
             logger.exception("sweep failed; retrying next interval")
+        finally:
+            close_old_connections()
 
 
 def sweeper_start() -> bool:

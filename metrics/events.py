@@ -105,6 +105,10 @@ KIND_FRAME = "frame"
 KIND_CONTROL = "control"
 
 
+def stream_envelope(training_session_id: str, items) -> dict:
+    return {"type": "stream.items", "training_session_id": training_session_id, "items": items}
+
+
 def publish_stream(training_session_id: str, items: list[tuple[str, str | bytes]]) -> None:
     """Send already-serialized stream items ``(kind, text-or-bytes)`` to the session's group."""
     if not items:
@@ -114,7 +118,7 @@ def publish_stream(training_session_id: str, items: list[tuple[str, str | bytes]
         return
     try:
         async_to_sync(layer.group_send)(
-            session_group_name(training_session_id), {"type": "stream.items", "items": items}
+            session_group_name(training_session_id), stream_envelope(training_session_id, items)
         )
     except Exception:
         # Persisted points are safe in the history; spectators backfill from it.
@@ -126,7 +130,7 @@ async def apublish_stream(training_session_id: str, items: list[tuple[str, str |
         return
     layer = get_channel_layer()
     try:
-        await layer.group_send(session_group_name(training_session_id), {"type": "stream.items", "items": items})
+        await layer.group_send(session_group_name(training_session_id), stream_envelope(training_session_id, items))
     except Exception:
         logger.exception("could not publish %d item(s) for %s", len(items), training_session_id)
 

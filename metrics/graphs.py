@@ -51,7 +51,9 @@ def graph_points(point: dict) -> list[dict]:
     for graph in DEFAULT_GRAPHS:
         values = {name: point.get(name) for name in graph["metrics"] if point.get(name) is not None}
         if values:
-            out.append({"graph_id": graph["graph_id"], "timestamp": timestamp, "episode": episode, "data_points": values})
+            out.append(
+                {"graph_id": graph["graph_id"], "timestamp": timestamp, "episode": episode, "data_points": values}
+            )
     for key, value in (point.get("extra") or {}).items():
         out.append(
             {

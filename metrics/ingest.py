@@ -37,7 +37,13 @@ FLOAT_FIELDS = (
     "frames_per_second",
     "memory_usage_mb",
 )
-NON_NEGATIVE_FLOATS = {"learning_rate", "training_time_elapsed", "actions_per_second", "frames_per_second", "memory_usage_mb"}
+NON_NEGATIVE_FLOATS = {
+    "learning_rate",
+    "training_time_elapsed",
+    "actions_per_second",
+    "frames_per_second",
+    "memory_usage_mb",
+}
 INT_FIELDS = ("total_episodes", "episode_length", "model_generation")
 DECISION_FIELDS = ("action_probabilities", "state_values", "q_values", "selected_action")
 KNOWN_FIELDS = {
@@ -136,7 +142,12 @@ def _number_map_or_list(value, field: str, *, non_negative: bool = False):
 def decision_clean(data: dict, field: str = "") -> dict | None:
     """Validate the decision fields of ``data``; return them, or None when there are none."""
     prefix = f"{field}." if field else ""
-    if data.get("action_probabilities") is None and data.get("q_values") is None and data.get("selected_action") is None and data.get("state_values") is None:
+    if (
+        data.get("action_probabilities") is None
+        and data.get("q_values") is None
+        and data.get("selected_action") is None
+        and data.get("state_values") is None
+    ):
         return None
     decision = {}
     probabilities = data.get("action_probabilities")
@@ -227,7 +238,9 @@ def decisions_clean(decisions, field: str = "decisions") -> list[dict]:
             raise IngestError(f"{field}.{index}", "Must be an object.")
         decision = decision_clean(data, f"{field}.{index}")
         if decision is None or decision["action_probabilities"] is None and decision["q_values"] is None:
-            raise IngestError(f"{field}.{index}.action_probabilities", "A decision needs action_probabilities or q_values.")
+            raise IngestError(
+                f"{field}.{index}.action_probabilities", "A decision needs action_probabilities or q_values."
+            )
         decision["episode"] = _integer(data.get("episode"), f"{field}.{index}.episode")
         decision["step"] = _integer(data.get("step"), f"{field}.{index}.step")
         decision["timestamp"] = _number(data.get("timestamp"), f"{field}.{index}.timestamp")

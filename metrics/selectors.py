@@ -48,7 +48,9 @@ def metric_points_recent(training_session_id: str, *, limit: int | None = None) 
     """The latest ``limit`` points, oldest first (a late joiner's snapshot)."""
     limit = settings.SPECTATOR_SNAPSHOT_POINTS if limit is None else limit
     rows = list(
-        MetricPoint.objects.filter(training_session_id=training_session_id).order_by("-id").values(*POINT_FIELDS)[:limit]
+        MetricPoint.objects.filter(training_session_id=training_session_id)
+        .order_by("-id")
+        .values(*POINT_FIELDS)[:limit]
     )
     rows.reverse()
     return rows

@@ -126,7 +126,9 @@ def _extra_keys_extend(training_session: TrainingSession, points: list[dict]) ->
 
 
 @transaction.atomic
-def training_session_status_set(*, training_session: TrainingSession, status: str, message: str = "") -> TrainingSession:
+def training_session_status_set(
+    *, training_session: TrainingSession, status: str, message: str = ""
+) -> TrainingSession:
     """Record the trainer's status (running, paused, completed) and tell every room."""
     if status not in (TrainingSession.Status.RUNNING, TrainingSession.Status.PAUSED, TrainingSession.Status.COMPLETED):
         raise ValidationError({"status": "Choose running, paused or completed."})

@@ -25,4 +25,5 @@ def room_code_normalize(raw: str) -> str:
 
 
 def room_code_is_valid(code: str) -> bool:
-    return bool(ROOM_CODE_PATTERN.match(code))
+    # fullmatch: the pattern's "$" would also accept a trailing newline.
+    return bool(ROOM_CODE_PATTERN.fullmatch(code))

@@ -22,11 +22,6 @@ def room_group_name(room_id) -> str:
     return f"room.{str(room_id).replace('-', '')}"
 
 
-def owners_group_name(room_id) -> str:
-    """The group of a room's managers' connections (join requests go there only)."""
-    return f"room-owners.{str(room_id).replace('-', '')}"
-
-
 # --- Builders ------------------------------------------------------------------------------
 
 
@@ -39,21 +34,24 @@ def spectator_entry(spectator) -> dict:
     }
 
 
-def spectator_joined(spectator) -> dict:
-    return {"type": "spectator_joined", "spectator": spectator_entry(spectator)}
+SPECTATOR_LIST_LIMIT = 100
 
 
-def spectator_left(spectator) -> dict:
-    return {"type": "spectator_left", "spectator": spectator_entry(spectator), "reason": spectator.left_reason}
+def spectator_list(room_id) -> dict:
+    """Who is watching now: the count and the first ``SPECTATOR_LIST_LIMIT`` entries."""
+    from rooms.models import Spectator
+
+    present = Spectator.objects.select_related("user").filter(room_id=room_id, left_at__isnull=True)
+    return {
+        "type": "spectator_list",
+        "count": present.count(),
+        "spectators": [spectator_entry(s) for s in present.order_by("joined_at")[:SPECTATOR_LIST_LIMIT]],
+    }
 
 
 def spectator_removed(spectator) -> dict:
-    """Tells the removed spectator's own connections to close (kick or ban)."""
-    return {
-        "type": "spectator_removed",
-        "spectator_id": spectator.pk,
-        "reason": spectator.left_reason,
-    }
+    """Tells the removed spectator's own connections why they close (kick or ban)."""
+    return {"type": "room_closed", "reason": spectator.left_reason, "spectator_id": spectator.pk}
 
 
 def room_closed(room) -> dict:
@@ -81,24 +79,61 @@ def join_request_decided(join_request) -> dict:
 
 # --- Publishing -----------------------------------------------------------------------------
 
-OWNER_ONLY_TYPES = {"join_request", "join_request_decided"}
+# Who a room event is for: everyone, the room's managers, or one spectator's connections.
+AUDIENCE_ALL = "all"
+AUDIENCE_MANAGERS = "managers"
+AUDIENCE_SPECTATOR = "spectator"
+MANAGER_ONLY_TYPES = {"join_request", "join_request_decided"}
 
 
-def publish(room_id, message: dict) -> None:
-    """Serialize ``message`` once and send it to the room's group (owners' group for requests)."""
+def room_event(room_id, message: dict, *, audience: str = AUDIENCE_ALL, spectator_id=None, close_code=None) -> dict:
+    """The channel-layer envelope of a room event: its text, serialized once, and its audience."""
+    return {
+        "type": "room.event",
+        "room_id": str(room_id),
+        "text": json.dumps(message, separators=(",", ":")),
+        "audience": audience,
+        "spectator_id": spectator_id,
+        "close_code": close_code,
+    }
+
+
+def publish(room_id, message: dict, **envelope) -> None:
+    """Send a room event to the room's group: each process's hub delivers it to its connections."""
     layer = get_channel_layer()
     if layer is None:
         return
-    group = owners_group_name(room_id) if message["type"] in OWNER_ONLY_TYPES else room_group_name(room_id)
-    text = json.dumps(message, separators=(",", ":"))
+    if message["type"] in MANAGER_ONLY_TYPES:
+        envelope.setdefault("audience", AUDIENCE_MANAGERS)
     try:
-        async_to_sync(layer.group_send)(group, {"type": "room.event", "event": message["type"], "text": text})
+        async_to_sync(layer.group_send)(room_group_name(room_id), room_event(room_id, message, **envelope))
     except Exception:
         # The write is committed; a broken channel layer must not turn it into an error.
-        logger.exception("could not publish %s to %s", message["type"], group)
+        logger.exception("could not publish %s to room %s", message["type"], room_id)
 
 
-def publish_after_commit(room, message: dict) -> None:
+def publish_after_commit(room, message: dict, **envelope) -> None:
     """Publish once the surrounding transaction commits; nothing goes out for a rollback."""
     room_id = room.pk
-    transaction.on_commit(lambda: publish(room_id, message))
+    transaction.on_commit(lambda: publish(room_id, message, **envelope))
+
+
+def publish_spectator_list_after_commit(room) -> None:
+    """After commit, read who is present and publish the list (built once, for every process)."""
+    room_id = room.pk
+    transaction.on_commit(lambda: publish(room_id, spectator_list(room_id)))
+
+
+CLOSE_REFUSED = 4403
+CLOSE_GONE = 4410
+
+
+def publish_removal_after_commit(spectator) -> None:
+    """Close a kicked or banned spectator's connections, in whichever process holds them."""
+    room_id = spectator.room_id
+    message = spectator_removed(spectator)
+    transaction.on_commit(
+        lambda: publish(
+            room_id, message, audience=AUDIENCE_SPECTATOR, spectator_id=spectator.pk, close_code=CLOSE_REFUSED
+        )
+    )

@@ -137,6 +137,9 @@ def room_create(
             )
         if Room.objects.live().filter(code=room.code).exists():
             raise ValidationError({"custom_room_code": "This code is in use by a live room."})
+        # A room past its expiry that the sweep has not reached yet still holds the code.
+        for stale in Room.objects.filter(code=room.code, status__in=Room.LIVE_STATUSES):
+            _room_end(stale, status=Room.Status.EXPIRED)
         _room_save_new(room, retry_codes=False)
     else:
         _room_save_new(room, retry_codes=True)
@@ -183,7 +186,7 @@ def _room_end(room: Room, *, status: str) -> bool:
     JoinRequest.objects.filter(room=room, status=JoinRequest.Status.PENDING).update(
         status=JoinRequest.Status.EXPIRED, decided_at=now
     )
-    events.publish_after_commit(room, events.room_closed(room))
+    events.publish_after_commit(room, events.room_closed(room), close_code=events.CLOSE_GONE)
     return True
 
 
@@ -335,7 +338,7 @@ def room_join(
             anon_key="" if visitor.signed_in else visitor.anon_key,
             display_name=name,
         )
-        events.publish_after_commit(room, events.spectator_joined(spectator))
+        events.publish_spectator_list_after_commit(room)
     else:
         Spectator.objects.filter(pk=spectator.pk).update(last_seen_at=timezone.now())
     return JoinResult(status="approved", room=room, spectator=spectator, join_request=join_request)
@@ -356,7 +359,7 @@ def room_leave(*, spectator: Spectator, reason: str = Spectator.LeftReason.LEFT)
     now = timezone.now()
     if Spectator.objects.filter(pk=spectator.pk, left_at__isnull=True).update(left_at=now, left_reason=reason):
         spectator.left_at, spectator.left_reason = now, reason
-        events.publish_after_commit(spectator.room, events.spectator_left(spectator))
+        events.publish_spectator_list_after_commit(spectator.room)
     else:
         spectator.refresh_from_db()
     return spectator
@@ -423,7 +426,7 @@ def spectator_kick(*, spectator: Spectator, actor) -> Spectator:
     if spectator.user_id is not None and access.can_manage_room(spectator.user, spectator.room):
         raise ValidationError({"spectator": "Room managers cannot be kicked."})
     spectator = room_leave(spectator=spectator, reason=Spectator.LeftReason.KICKED)
-    events.publish_after_commit(spectator.room, events.spectator_removed(spectator))
+    events.publish_removal_after_commit(spectator)
     return spectator
 
 
@@ -463,7 +466,7 @@ def ban_create(*, room: Room, actor, user=None, spectator: Spectator | None = No
     present = access.current_spectator(room, visitor)
     if present is not None:
         room_leave(spectator=present, reason=Spectator.LeftReason.BANNED)
-        events.publish_after_commit(room, events.spectator_removed(present))
+        events.publish_removal_after_commit(present)
     pending = access.latest_join_request(room, visitor)
     if pending is not None and pending.status == JoinRequest.Status.PENDING:
         _join_request_decide(pending, approver=actor, approved=False)
@@ -508,3 +511,67 @@ def join_requests_auto_approve(*, now=None) -> int:
                 decided = _join_request_decide(join_request, approver=None, approved=True, auto=True)
             approved += int(decided.auto_approved)
     return approved
+
+
+# --- Live connections ----------------------------------------------------------------------
+
+RECONNECTABLE = (Spectator.LeftReason.LEFT, Spectator.LeftReason.TIMEOUT)
+
+
+@transaction.atomic
+def room_reconnect(*, room: Room, spectator_id: int) -> Spectator:
+    """Seat the holder of a valid join ticket again (a socket reconnecting, another tab).
+
+    The ticket vouches for the password and approval it was issued after; a spectator who
+    was kicked or banned, a closed room, a ban since, or a full room still refuse
+    (``AccessRefused``).
+    """
+    room = Room.objects.select_for_update().get(pk=room.pk)
+    spectator = Spectator.objects.select_related("user").filter(pk=spectator_id, room=room).first()
+    if spectator is None:
+        raise AccessRefused(Refusal.NOT_FOUND)
+    if spectator.left_at is not None and spectator.left_reason not in RECONNECTABLE:
+        raise AccessRefused(Refusal.BANNED if spectator.left_reason == Spectator.LeftReason.BANNED else Refusal.DENIED)
+    visitor = Visitor(user=spectator.user, anon_key=spectator.anon_key)
+    facts = replace(access.join_facts(room, visitor), password=access.PasswordCheck.RIGHT)
+    if facts.require_approval and facts.request_status is None:
+        # Admitted before approval was switched on, or approved since: the ticket stands.
+        facts = replace(facts, request_status=JoinRequest.Status.APPROVED)
+    decision = access.decide_join(facts)
+    if decision.verdict == Verdict.REFUSE:
+        raise AccessRefused(decision.refusal)
+    if decision.verdict != Verdict.ADMIT:
+        raise AccessRefused(Refusal.DENIED)
+    present = access.current_spectator(room, visitor)
+    if present is not None:
+        Spectator.objects.filter(pk=present.pk).update(last_seen_at=timezone.now())
+        return present
+    spectator = Spectator.objects.create(
+        room=room, user=spectator.user, anon_key=spectator.anon_key, display_name=spectator.display_name
+    )
+    events.publish_spectator_list_after_commit(room)
+    return spectator
+
+
+def spectators_touch(*, spectator_ids) -> int:
+    """Mark spectators with a live connection as seen now (the presence heartbeat)."""
+    if not spectator_ids:
+        return 0
+    return Spectator.objects.filter(pk__in=list(spectator_ids), left_at__isnull=True).update(last_seen_at=timezone.now())
+
+
+def spectators_expire_stale(*, now=None) -> int:
+    """Free the seats of spectators unseen for ``SPECTATOR_PRESENCE_TIMEOUT`` (vanished browsers,
+    dead processes, joins that never connected). Return how many."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.SPECTATOR_PRESENCE_TIMEOUT)
+    freed = 0
+    stale = Spectator.objects.select_related("room").filter(left_at__isnull=True, last_seen_at__lt=cutoff)
+    for spectator in stale:
+        with transaction.atomic():
+            if Spectator.objects.filter(pk=spectator.pk, left_at__isnull=True, last_seen_at__lt=cutoff).update(
+                left_at=now, left_reason=Spectator.LeftReason.TIMEOUT
+            ):
+                freed += 1
+                events.publish_spectator_list_after_commit(spectator.room)
+    return freed

@@ -10,7 +10,7 @@ import threading
 from django.conf import settings
 from django.db import close_old_connections
 
-from rooms.services import join_requests_auto_approve, rooms_expire
+from rooms.services import join_requests_auto_approve, rooms_expire, spectators_expire_stale
 
 logger = logging.getLogger(__name__)
 _started = threading.Event()
@@ -19,7 +19,11 @@ _stop = threading.Event()
 
 def sweep_once() -> dict:
     """Run every sweep once and return what each changed."""
-    return {"rooms_expired": rooms_expire(), "requests_auto_approved": join_requests_auto_approve()}
+    return {
+        "rooms_expired": rooms_expire(),
+        "requests_auto_approved": join_requests_auto_approve(),
+        "spectators_timed_out": spectators_expire_stale(),
+    }
 
 
 def _loop(interval: float) -> None:

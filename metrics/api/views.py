@@ -1,7 +1,6 @@
 """Training session API: sessions, ingest (metrics, decisions, frames, status) and history."""
 
 from django.conf import settings
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -37,6 +36,7 @@ class FrameParser(BaseParser):
         if len(body) > limit:
             raise ValidationError({"frame.image": [f"At most {settings.SPECTATOR_MAX_FRAME_BYTES} bytes."]})
         return body
+
 
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 404: ErrorSerializer}
 
@@ -90,7 +90,10 @@ class TrainingSessionCloseApi(APIView):
 
 def _ingest_error(exc: IngestError) -> Response:
     return error_response(
-        "validation_error", f"{exc.field}: {exc.message}", status.HTTP_400_BAD_REQUEST, fields={exc.field: [exc.message]}
+        "validation_error",
+        f"{exc.field}: {exc.message}",
+        status.HTTP_400_BAD_REQUEST,
+        fields={exc.field: [exc.message]},
     )
 
 

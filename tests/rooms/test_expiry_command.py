@@ -42,7 +42,7 @@ def test_command_expires_rooms_past_their_expiry(make_room, make_user):
     expire(stale)
     expire(gated, ago=timedelta(seconds=1))
 
-    assert expire_rooms() == "2 room(s) expired, 0 request(s) auto-approved."
+    assert expire_rooms() == "2 room(s) expired, 0 request(s) auto-approved, 0 stale seat(s) freed."
 
     for room in (stale, gated):
         room.refresh_from_db()
@@ -70,12 +70,12 @@ def test_command_twice_changes_nothing_more(make_room, make_user):
     room = make_room()
     spectator = join(room, make_user("viewer")).spectator
     expire(room)
-    assert expire_rooms() == "1 room(s) expired, 0 request(s) auto-approved."
+    assert expire_rooms() == "1 room(s) expired, 0 request(s) auto-approved, 0 stale seat(s) freed."
     room.refresh_from_db()
     spectator.refresh_from_db()
     first_closed_at, first_left_at = room.closed_at, spectator.left_at
 
-    assert expire_rooms() == "0 room(s) expired, 0 request(s) auto-approved."
+    assert expire_rooms() == "0 room(s) expired, 0 request(s) auto-approved, 0 stale seat(s) freed."
 
     room.refresh_from_db()
     spectator.refresh_from_db()
@@ -85,7 +85,7 @@ def test_command_twice_changes_nothing_more(make_room, make_user):
 
 def test_command_with_nothing_to_do(make_room):
     make_room()
-    assert expire_rooms() == "0 room(s) expired, 0 request(s) auto-approved."
+    assert expire_rooms() == "0 room(s) expired, 0 request(s) auto-approved, 0 stale seat(s) freed."
 
 
 def test_closed_rooms_past_expiry_stay_closed(make_room, owner):
@@ -106,7 +106,7 @@ def test_sweep_auto_approves_due_requests_only(make_room, make_user):
     manual = join(never, make_user("manual")).join_request
     JoinRequest.objects.filter(pk__in=[due.pk, manual.pk]).update(created_at=timezone.now() - timedelta(seconds=61))
 
-    assert expire_rooms() == "0 room(s) expired, 1 request(s) auto-approved."
+    assert expire_rooms() == "0 room(s) expired, 1 request(s) auto-approved, 0 stale seat(s) freed."
 
     due.refresh_from_db()
     assert (due.status, due.auto_approved, due.decided_by) == (JoinRequest.Status.APPROVED, True, None)
@@ -115,7 +115,7 @@ def test_sweep_auto_approves_due_requests_only(make_room, make_user):
     manual.refresh_from_db()
     assert manual.status == JoinRequest.Status.PENDING
     assert join(room, due_user).status == "approved"
-    assert expire_rooms() == "0 room(s) expired, 0 request(s) auto-approved."
+    assert expire_rooms() == "0 room(s) expired, 0 request(s) auto-approved, 0 stale seat(s) freed."
 
 
 def test_sweep_expires_before_it_auto_approves(make_room, make_user):
@@ -124,7 +124,7 @@ def test_sweep_expires_before_it_auto_approves(make_room, make_user):
     JoinRequest.objects.filter(pk=waiting.pk).update(created_at=timezone.now() - timedelta(seconds=120))
     expire(room)
 
-    assert expire_rooms() == "1 room(s) expired, 0 request(s) auto-approved."
+    assert expire_rooms() == "1 room(s) expired, 0 request(s) auto-approved, 0 stale seat(s) freed."
 
     waiting.refresh_from_db()
     assert waiting.status == JoinRequest.Status.EXPIRED
@@ -132,7 +132,7 @@ def test_sweep_expires_before_it_auto_approves(make_room, make_user):
 
 def test_sweep_once_reports_counts(make_room):
     expire(make_room())
-    assert sweeper.sweep_once() == {"rooms_expired": 1, "requests_auto_approved": 0}
+    assert sweeper.sweep_once() == {"rooms_expired": 1, "requests_auto_approved": 0, "spectators_timed_out": 0}
 
 
 @pytest.mark.parametrize("swept", [False, True], ids=["before-sweep", "after-sweep"])

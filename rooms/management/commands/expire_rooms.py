@@ -9,5 +9,6 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         result = sweep_once()
         self.stdout.write(
-            f"{result['rooms_expired']} room(s) expired, {result['requests_auto_approved']} request(s) auto-approved."
+            f"{result['rooms_expired']} room(s) expired, {result['requests_auto_approved']} request(s) auto-approved, "
+            f"{result['spectators_timed_out']} stale seat(s) freed."
         )

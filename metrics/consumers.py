@@ -1,0 +1,135 @@
+"""The ingest WebSocket: ``/ws/ingest/<training_session_id>/`` for trainers (token auth).
+
+Text messages: ``metrics`` (acked once persisted), ``decisions``, ``status``, ``ping``.
+Binary messages: frames. Bad input gets an ``error`` message naming the field; the socket
+stays open and nothing accepted before is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.core.exceptions import ValidationError
+
+from accounts.selectors import api_token_user
+from metrics import services
+from metrics.events import KIND_FRAME, apublish_stream, decision_items
+from metrics.ingest import IngestError, decisions_clean, frame_pack, frame_parse, metric_points_clean
+from metrics.models import TrainingSession
+from rooms import access
+
+logger = logging.getLogger(__name__)
+
+CLOSE_SIGN_IN = 4401
+CLOSE_NOT_FOUND = 4404
+MAX_TEXT_MESSAGE = 4 * 1024 * 1024
+
+
+def _bearer_token(scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            parts = value.decode(errors="replace").split()
+            if len(parts) == 2 and parts[0].lower() in ("bearer", "token"):
+                return parts[1]
+    return ""
+
+
+class IngestConsumer(AsyncWebsocketConsumer):
+    channel_layer_alias = "__spectator_no_layer__"
+
+    async def connect(self):
+        await self.accept()
+        self.training_session = None
+        session_id = self.scope["url_route"]["kwargs"]["training_session_id"]
+        self.training_session, error = await database_sync_to_async(self._authorize)(session_id)
+        if error:
+            code, message, close_code = error
+            await self.send(text_data=json.dumps({"type": "error", "code": code, "message": message}))
+            await self.close(code=close_code)
+
+    def _authorize(self, session_id):
+        user = api_token_user(_bearer_token(self.scope))
+        if user is None:
+            return None, ("sign_in_required", "Send 'Authorization: Bearer <token>'.", CLOSE_SIGN_IN)
+        session = TrainingSession.objects.filter(pk=session_id).first()
+        if session is None or not access.can_ingest(user, session):
+            return None, (
+                "training_session_not_found",
+                "No open training session of yours with that id.",
+                CLOSE_NOT_FOUND,
+            )
+        return session, None
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.training_session is None:
+            return
+        if bytes_data is not None:
+            await self._frame(bytes_data)
+            return
+        ref = None
+        try:
+            if len(text_data) > MAX_TEXT_MESSAGE:
+                raise IngestError("message", f"At most {MAX_TEXT_MESSAGE} bytes.")
+            try:
+                message = json.loads(text_data)
+            except json.JSONDecodeError:
+                raise IngestError("message", "Not valid JSON.") from None
+            if not isinstance(message, dict):
+                raise IngestError("message", "Must be a JSON object.")
+            ref = message.get("ref")
+            kind = message.get("type")
+            if kind == "metrics":
+                points = metric_points_clean(message.get("points"), default_stream=str(message.get("stream") or ""))
+                result = await database_sync_to_async(services.metric_points_append)(
+                    training_session=self.training_session, points=points
+                )
+                await self._send_json(
+                    {
+                        "type": "ack",
+                        "ref": ref,
+                        "accepted": result.accepted,
+                        "duplicates": result.duplicates,
+                        "last_seq": result.last_seq,
+                    }
+                )
+            elif kind == "decisions":
+                await apublish_stream(
+                    self.training_session.pk, decision_items(decisions_clean(message.get("decisions")))
+                )
+            elif kind == "decision":
+                await apublish_stream(self.training_session.pk, decision_items(decisions_clean([message], "decision")))
+            elif kind == "status":
+                await database_sync_to_async(services.training_session_status_set)(
+                    training_session=self.training_session,
+                    status=str(message.get("status", "")),
+                    message=str(message.get("message", "")),
+                )
+                await self._send_json({"type": "ack", "ref": ref})
+            elif kind == "ping":
+                await self._send_json({"type": "pong", "ref": ref})
+            else:
+                raise IngestError("type", "Use metrics, decisions, decision, status or ping.")
+        except IngestError as exc:
+            await self._send_json(
+                {"type": "error", "code": "invalid", "field": exc.field, "message": exc.message, "ref": ref}
+            )
+        except ValidationError as exc:
+            field, messages = next(iter(exc.message_dict.items()))
+            await self._send_json(
+                {"type": "error", "code": "invalid", "field": field, "message": messages[0], "ref": ref}
+            )
+
+    async def _frame(self, data: bytes) -> None:
+        try:
+            header, image = frame_parse(data)
+        except IngestError as exc:
+            await self._send_json({"type": "error", "code": "invalid", "field": exc.field, "message": exc.message})
+            return
+        header["training_session_id"] = self.training_session.pk
+        await apublish_stream(self.training_session.pk, [(KIND_FRAME, frame_pack(header, image))])
+
+    async def _send_json(self, message: dict) -> None:
+        await self.send(text_data=json.dumps(message, separators=(",", ":")))

@@ -1,0 +1,336 @@
+"""The per-process room hub (DESIGN.md section 4a).
+
+A process holds one channel-layer channel for its hub and joins each room group and
+training-session group once, while it has local spectators there. Every message arrives
+already serialized; the hub hands the same text (or bytes) to each local connection, which
+applies its spectator's speed: metric points and control messages are queued in order and
+never dropped; decisions and frames are coalesced latest-wins. A connection whose queue
+grows past ``SPECTATOR_MAX_BUFFERED_MESSAGES`` is told it fell behind and closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from metrics.events import KIND_CONTROL, KIND_DECISION, KIND_FRAME, session_group_name
+from rooms.events import AUDIENCE_ALL, AUDIENCE_MANAGERS, AUDIENCE_SPECTATOR, room_group_name
+
+logger = logging.getLogger(__name__)
+
+CLOSE_TOO_SLOW = 4408
+GROUP_REFRESH_SECONDS = 3600
+MAX_HZ = 60.0
+
+
+@dataclass
+class HubStats:
+    delivered: int = 0
+    coalesced: int = 0
+    dropped: int = 0
+    too_slow_closed: int = 0
+    received: int = 0
+
+
+class Connection:
+    """One local spectator socket as the hub sees it: a send queue and a writer task."""
+
+    def __init__(
+        self, send, *, room_id, training_session_id, spectator_id, is_manager, show_decisions=True, stats=None
+    ):
+        self._send = send
+        self.room_id = str(room_id)
+        self.training_session_id = training_session_id
+        self.spectator_id = spectator_id
+        self.is_manager = is_manager
+        self.show_decisions = show_decisions
+        self.interval = 0.0  # seconds between flushes; 0 = live
+        self.fifo: deque = deque()
+        self.latest: dict[str, object] = {}
+        self.coalesced = 0
+        self.delivered = 0
+        self.closed = False
+        self._close_code: int | None = None
+        self._wake = asyncio.Event()
+        self._stats = stats or HubStats()
+        self._task: asyncio.Task | None = None
+
+    # --- the hub side -------------------------------------------------------------------
+
+    def push(self, kind: str, payload) -> None:
+        """Queue one pre-serialized message; never blocks."""
+        if self.closed:
+            return
+        if kind in (KIND_DECISION, KIND_FRAME):
+            if kind == KIND_DECISION and not self.show_decisions:
+                return
+            if kind in self.latest:
+                self.coalesced += 1
+                self._stats.coalesced += 1
+            self.latest[kind] = payload
+        else:
+            self.fifo.append(payload)
+            if len(self.fifo) > settings.SPECTATOR_MAX_BUFFERED_MESSAGES:
+                self._fell_behind()
+                return
+        self._wake.set()
+
+    def push_now(self, payload) -> None:
+        """Queue a control message that should go out without waiting for the speed tick."""
+        self.fifo.append(payload)
+        self._wake.set()
+
+    def close_after_flush(self, code: int) -> None:
+        """Send what is queued, then close with ``code``."""
+        self._close_code = code
+        self._wake.set()
+
+    def _fell_behind(self) -> None:
+        self._stats.too_slow_closed += 1
+        self._stats.dropped += len(self.fifo)
+        self.fifo.clear()
+        self.latest.clear()
+        self.fifo.append(
+            json.dumps(
+                {
+                    "type": "error",
+                    "code": "too_slow",
+                    "message": "This connection fell too far behind the stream; reconnect to catch up from history.",
+                }
+            )
+        )
+        self.close_after_flush(CLOSE_TOO_SLOW)
+
+    # --- the connection side ------------------------------------------------------------
+
+    def set_speed(self, max_hz: float | None) -> None:
+        """``None`` is live; otherwise flush at most ``max_hz`` times a second."""
+        self.interval = 0.0 if not max_hz else 1.0 / min(float(max_hz), MAX_HZ)
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"spectator-writer-{self.spectator_id}")
+
+    async def stop(self) -> None:
+        self.closed = True
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_flush = 0.0
+        try:
+            while not self.closed:
+                await self._wake.wait()
+                self._wake.clear()
+                if self.interval and self._close_code is None:
+                    delay = next_flush - loop.time()
+                    if delay > 0:
+                        # Rate limiting by design: the spectator asked for at most max_hz flushes.
+                        await asyncio.sleep(delay)
+                    next_flush = loop.time() + self.interval
+                await self._flush()
+                if self._close_code is not None:
+                    await self._send({"type": "websocket.close", "code": self._close_code})
+                    self.closed = True
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The socket went away under us; the consumer's disconnect cleans up.
+            logger.debug("writer for spectator %s stopped", self.spectator_id, exc_info=True)
+            self.closed = True
+
+    async def _flush(self) -> None:
+        send = self._send
+        fifo = self.fifo
+        while fifo:
+            payload = fifo.popleft()
+            await send(_frame_of(payload))
+            self.delivered += 1
+        if self.latest:
+            latest, self.latest = self.latest, {}
+            for payload in latest.values():
+                await send(_frame_of(payload))
+                self.delivered += 1
+
+
+def _frame_of(payload) -> dict:
+    if isinstance(payload, (bytes, bytearray)):
+        return {"type": "websocket.send", "bytes": bytes(payload)}
+    return {"type": "websocket.send", "text": payload}
+
+
+@dataclass
+class _RoomEntry:
+    training_session_id: str
+    connections: set = field(default_factory=set)
+
+
+class RoomHub:
+    """One per process and event loop: subscriptions, local connections, dispatch."""
+
+    def __init__(self):
+        self.stats = HubStats()
+        self.rooms: dict[str, _RoomEntry] = {}
+        self.session_rooms: dict[str, set[str]] = defaultdict(set)
+        self.channel: str | None = None
+        self._layer = None
+        self._reader: asyncio.Task | None = None
+        self._refresher: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+
+    def _make_connection(self, send, **kwargs) -> Connection:
+        return Connection(send, stats=self.stats, **kwargs)
+
+    async def attach(self, send, *, room_id, training_session_id, spectator_id, is_manager, show_decisions=True):
+        """Register a local connection; join the room's and session's groups on first use."""
+        room_id = str(room_id)
+        connection = self._make_connection(
+            send,
+            room_id=room_id,
+            training_session_id=training_session_id,
+            spectator_id=spectator_id,
+            is_manager=is_manager,
+            show_decisions=show_decisions,
+        )
+        async with self._lock:
+            await self._ensure_channel()
+            entry = self.rooms.get(room_id)
+            if entry is None:
+                entry = self.rooms[room_id] = _RoomEntry(training_session_id=training_session_id)
+                await self._layer.group_add(room_group_name(room_id), self.channel)
+            if not self.session_rooms[training_session_id]:
+                await self._layer.group_add(session_group_name(training_session_id), self.channel)
+            self.session_rooms[training_session_id].add(room_id)
+            entry.connections.add(connection)
+        connection.start()
+        return connection
+
+    async def detach(self, connection: Connection) -> None:
+        """Forget a connection; leave the groups nobody local needs any more."""
+        await connection.stop()
+        async with self._lock:
+            entry = self.rooms.get(connection.room_id)
+            if entry is None:
+                return
+            entry.connections.discard(connection)
+            if entry.connections:
+                return
+            del self.rooms[connection.room_id]
+            await self._layer.group_discard(room_group_name(connection.room_id), self.channel)
+            rooms = self.session_rooms.get(entry.training_session_id, set())
+            rooms.discard(connection.room_id)
+            if not rooms:
+                self.session_rooms.pop(entry.training_session_id, None)
+                await self._layer.group_discard(session_group_name(entry.training_session_id), self.channel)
+
+    def local_connections(self, room_id=None) -> int:
+        if room_id is not None:
+            entry = self.rooms.get(str(room_id))
+            return len(entry.connections) if entry else 0
+        return sum(len(entry.connections) for entry in self.rooms.values())
+
+    def present_spectator_ids(self) -> set[int]:
+        return {c.spectator_id for entry in self.rooms.values() for c in entry.connections}
+
+    async def _ensure_channel(self) -> None:
+        if self.channel is not None:
+            return
+        self._layer = get_channel_layer()
+        self.channel = await self._layer.new_channel("hub.")
+        loop = asyncio.get_running_loop()
+        self._reader = loop.create_task(self._read_loop(), name="room-hub-reader")
+        self._refresher = loop.create_task(self._refresh_loop(), name="room-hub-refresher")
+
+    async def _read_loop(self) -> None:
+        while True:
+            try:
+                message = await self._layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The channel layer (Redis) is unreachable: keep trying; consumers stay up.
+                logger.warning("room hub: channel layer receive failed; retrying", exc_info=True)
+                await asyncio.sleep(1.0)
+                continue
+            self.stats.received += 1
+            try:
+                self.dispatch(message)
+            except Exception:
+                logger.exception("room hub: could not dispatch %s", message.get("type"))
+
+    async def _refresh_loop(self) -> None:
+        """Re-join our groups now and then: channels-redis expires group memberships."""
+        while True:
+            await asyncio.sleep(GROUP_REFRESH_SECONDS)
+            async with self._lock:
+                for room_id in list(self.rooms):
+                    await self._layer.group_add(room_group_name(room_id), self.channel)
+                for session_id in list(self.session_rooms):
+                    await self._layer.group_add(session_group_name(session_id), self.channel)
+
+    def dispatch(self, message: dict) -> None:
+        """Hand one group message to every local connection it is for."""
+        kind = message.get("type")
+        if kind == "stream.items":
+            self._dispatch_stream(message)
+        elif kind == "room.event":
+            self._dispatch_room_event(message)
+
+    def _dispatch_stream(self, message: dict) -> None:
+        items = message["items"]
+        room_ids = self.session_rooms.get(_session_of(message), ())
+        for room_id in room_ids:
+            entry = self.rooms.get(room_id)
+            if entry is None:
+                continue
+            for connection in entry.connections:
+                for kind, payload in items:
+                    if kind == KIND_CONTROL:
+                        connection.push_now(payload)
+                    else:
+                        connection.push(kind, payload)
+                self.stats.delivered += len(items)
+
+    def _dispatch_room_event(self, message: dict) -> None:
+        room_id = message.get("room_id")
+        entries = [self.rooms[room_id]] if room_id in self.rooms else []
+        audience = message.get("audience", AUDIENCE_ALL)
+        for entry in entries:
+            for connection in list(entry.connections):
+                if audience == AUDIENCE_MANAGERS and not connection.is_manager:
+                    continue
+                if audience == AUDIENCE_SPECTATOR and connection.spectator_id != message.get("spectator_id"):
+                    continue
+                connection.push_now(message["text"])
+                self.stats.delivered += 1
+                if message.get("close_code"):
+                    connection.close_after_flush(message["close_code"])
+
+
+def _session_of(message: dict) -> str:
+    return message.get("training_session_id", "")
+
+
+_hubs: dict[int, RoomHub] = {}
+
+
+def get_hub() -> RoomHub:
+    """The hub of the running event loop (one per process in a server)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(id(loop))
+    if hub is None or getattr(hub, "_loop", None) is not loop:
+        hub = RoomHub()
+        hub._loop = loop
+        _hubs[id(loop)] = hub
+    return hub

@@ -117,16 +117,31 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channel layer and cache --------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Each process's room hub reads one channel; it must never fill up and drop silently.
+HUB_CHANNEL_CAPACITY = env_int("SPECTATOR_HUB_CHANNEL_CAPACITY", 100_000)
+SPECTATOR_REDIS_LAYER = os.environ.get("SPECTATOR_REDIS_LAYER", "core")
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+    if SPECTATOR_REDIS_LAYER == "pubsub":
+        CHANNEL_LAYERS = {
+            "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
         }
-    }
+    else:
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {
+                    "hosts": [REDIS_URL],
+                    "capacity": 1000,
+                    "channel_capacity": {"hub.*": HUB_CHANNEL_CAPACITY},
+                    "expiry": 60,
+                },
+            }
+        }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": HUB_CHANNEL_CAPACITY}}
+    }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Auth --------------------------------------------------------------------------------

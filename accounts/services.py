@@ -11,7 +11,11 @@ def api_token_create(*, username: str, staff: bool = False, name: str = "") -> t
 
     The raw value is returned once and never stored.
     """
-    user, _created = get_user_model().objects.get_or_create(username=username)
+    user, created = get_user_model().objects.get_or_create(username=username)
+    if created:
+        # A user made for a token signs in with the token; a password must be set on purpose.
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
     if staff and not user.is_staff:
         user.is_staff = True
         user.save(update_fields=["is_staff"])

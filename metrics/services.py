@@ -2,7 +2,7 @@ import secrets
 from dataclasses import dataclass
 
 import orjson
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -48,9 +48,12 @@ def training_session_create(
 @transaction.atomic
 def training_session_close(*, training_session: TrainingSession, actor) -> TrainingSession:
     """Mark a training session closed and close every live room that shows it."""
+    from rooms.access import can_manage_training_session
     from rooms.models import Room
     from rooms.services import room_close
 
+    if not can_manage_training_session(actor, training_session):
+        raise PermissionDenied("Only the training session's owner can close it.")
     training_session.status = TrainingSession.Status.CLOSED
     training_session.save(update_fields=["status", "updated_at"])
     for room in Room.objects.filter(training_session=training_session, status__in=Room.LIVE_STATUSES):

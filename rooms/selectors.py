@@ -28,6 +28,17 @@ def room_list_public() -> QuerySet:
     return _with_counts(Room.objects.live().filter(access_level__in=PUBLICLY_LISTED_LEVELS)).order_by("-created_at")
 
 
+def room_get_by_ref(ref: str) -> Room | None:
+    """The room a code (or id) names, visible or not: its live room, else its most recent one.
+
+    Only for callers that check access themselves (a join ticket vouches for its holder).
+    """
+    from rooms.access import room_lookup_q
+
+    rooms = Room.objects.select_related("training_session", "creator").filter(room_lookup_q(ref))
+    return rooms.filter(status__in=Room.LIVE_STATUSES).first() or rooms.order_by("-created_at").first()
+
+
 def room_get_with_counts(room: Room) -> Room:
     return _with_counts(Room.objects.filter(pk=room.pk)).get()
 

@@ -138,7 +138,8 @@ def room_create(
         if Room.objects.live().filter(code=room.code).exists():
             raise ValidationError({"custom_room_code": "This code is in use by a live room."})
         # A room past its expiry that the sweep has not reached yet still holds the code.
-        for stale in Room.objects.filter(code=room.code, status__in=Room.LIVE_STATUSES):
+        stale_rooms = Room.objects.filter(code=room.code, status__in=Room.LIVE_STATUSES, expires_at__lte=timezone.now())
+        for stale in stale_rooms:
             _room_end(stale, status=Room.Status.EXPIRED)
         _room_save_new(room, retry_codes=False)
     else:
@@ -332,6 +333,10 @@ def room_join(
 
     spectator = access.current_spectator(room, visitor)
     if spectator is None:
+        approved = join_request is not None and join_request.status == JoinRequest.Status.APPROVED
+        if approved and not (display_name or "").strip():
+            # Seat the visitor under the name the approver saw, not a fallback.
+            name = join_request.display_name
         spectator = Spectator.objects.create(
             room=room,
             user=visitor.user if visitor.signed_in else None,
@@ -530,7 +535,9 @@ def room_reconnect(*, room: Room, spectator_id: int) -> Spectator:
     spectator = Spectator.objects.select_related("user").filter(pk=spectator_id, room=room).first()
     if spectator is None:
         raise AccessRefused(Refusal.NOT_FOUND)
-    if spectator.left_at is not None and spectator.left_reason not in RECONNECTABLE:
+    # A seat lost to the room ending falls through to the decision: room_closed / room_expired (4410).
+    ended = (Spectator.LeftReason.CLOSED, Spectator.LeftReason.EXPIRED)
+    if spectator.left_at is not None and spectator.left_reason not in (*RECONNECTABLE, *ended):
         raise AccessRefused(Refusal.BANNED if spectator.left_reason == Spectator.LeftReason.BANNED else Refusal.DENIED)
     visitor = Visitor(user=spectator.user, anon_key=spectator.anon_key)
     facts = replace(access.join_facts(room, visitor), password=access.PasswordCheck.RIGHT)
@@ -557,7 +564,8 @@ def spectators_touch(*, spectator_ids) -> int:
     """Mark spectators with a live connection as seen now (the presence heartbeat)."""
     if not spectator_ids:
         return 0
-    return Spectator.objects.filter(pk__in=list(spectator_ids), left_at__isnull=True).update(last_seen_at=timezone.now())
+    present = Spectator.objects.filter(pk__in=list(spectator_ids), left_at__isnull=True)
+    return present.update(last_seen_at=timezone.now())
 
 
 def spectators_expire_stale(*, now=None) -> int:

@@ -181,11 +181,13 @@ class MetricHistoryApi(APIView):
         visitor, _token = visitor_from_request(request, request.query_params.get("visitor_token", ""))
         if session is None or not access.can_view_training_session(visitor, session):
             raise NotFound("No such training session.")
-        try:
-            after_id = int(request.query_params.get("after_id", 0))
-            limit = int(request.query_params.get("limit", 1000))
-        except ValueError:
-            raise ValidationError({"after_id": ["after_id and limit must be integers."]}) from None
+        numbers = {}
+        for name, default in (("after_id", 0), ("limit", 1000)):
+            try:
+                numbers[name] = int(request.query_params.get(name, default))
+            except ValueError:
+                raise ValidationError({name: ["Must be an integer."]}) from None
+        after_id, limit = numbers["after_id"], numbers["limit"]
         if not 1 <= limit <= 5000:
             raise ValidationError({"limit": ["Between 1 and 5000."]})
         rows = selectors.metric_points_after(session.pk, after_id=max(0, after_id), limit=limit)

@@ -5,6 +5,7 @@ import secrets
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, status
@@ -59,6 +60,21 @@ def require_self_or_staff(user, named: str | None, field: str) -> None:
         raise PermissionDenied(f"{field} names another user; only staff may act for others.")
 
 
+ACCESS_CONTROL_FIELDS = frozenset(s.AccessControlInputSerializer().fields)
+
+
+def room_create_naming_input_fields(**kwargs):
+    """``services.room_create``, its field errors named as the request nests them (``access_control.<field>``)."""
+    try:
+        return services.room_create(**kwargs)
+    except DjangoValidationError as exc:
+        if not hasattr(exc, "error_dict"):
+            raise
+        errors = exc.message_dict
+        control = {field: errors.pop(field) for field in list(errors) if field in ACCESS_CONTROL_FIELDS}
+        raise ValidationError({**errors, **({"access_control": control} if control else {})}) from None
+
+
 def room_response(room, request, *, http_status=status.HTTP_200_OK, extra=None) -> Response:
     data = s.RoomSerializer(selectors.room_get_with_counts(room), context={"request": request}).data
     if extra:
@@ -100,7 +116,7 @@ class RoomListCreateApi(APIView):
         except TrainingSession.DoesNotExist:
             raise ValidationError({"training_session_id": ["No such training session of yours."]}) from None
         control = v.get("access_control") or s.AccessControlInputSerializer().run_validation({})
-        room, password = services.room_create(
+        room, password = room_create_naming_input_fields(
             creator=creator,
             training_session=training_session,
             access_level=control["access_level"],

@@ -10,7 +10,6 @@ import enum
 import uuid
 from dataclasses import dataclass
 
-from django.contrib.auth.hashers import check_password
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.utils import timezone
@@ -18,6 +17,7 @@ from django.utils import timezone
 from metrics.models import TrainingSession
 from rooms.codes import room_code_normalize
 from rooms.models import AccessLevel, Ban, Invitation, JoinRequest, Room, Spectator
+from rooms.passwords import room_password_matches
 
 
 class Refusal(enum.StrEnum):
@@ -244,7 +244,7 @@ def can_act_as(user, other_username: str | None) -> bool:
 def password_check(room: Room, password: str | None) -> PasswordCheck:
     if not password:
         return PasswordCheck.MISSING
-    return PasswordCheck.RIGHT if check_password(password, room.password_hash) else PasswordCheck.WRONG
+    return PasswordCheck.RIGHT if room_password_matches(password, room.password_hash) else PasswordCheck.WRONG
 
 
 def latest_join_request(room: Room, visitor: Visitor) -> JoinRequest | None:

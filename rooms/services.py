@@ -12,7 +12,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import make_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -23,6 +22,7 @@ from rooms.access import AccessRefused, Refusal, Verdict, Visitor
 from rooms.codes import room_code_generate, room_code_is_valid, room_code_normalize
 from rooms.lockout import lockout_check, lockout_clear, lockout_record_failure
 from rooms.models import AccessLevel, Ban, Invitation, JoinRequest, Room, Spectator, SpectatorMode
+from rooms.passwords import room_password_hash
 
 GENERATED_PASSWORD_BYTES = 9  # 12 URL-safe characters
 MAX_DISPLAY_NAME = 64
@@ -119,7 +119,7 @@ def room_create(
         creator=creator,
         name=name,
         access_level=access_level,
-        password_hash=make_password(plain_password) if plain_password else "",
+        password_hash=room_password_hash(plain_password) if plain_password else "",
         max_spectators=max_spectators,
         require_approval=require_approval,
         auto_approve_timeout=auto_approve_timeout,
@@ -198,7 +198,7 @@ def room_password_regenerate(*, room: Room, actor) -> str:
     if room.access_level != AccessLevel.PASSWORD:
         raise ValidationError({"access_level": "Only password rooms have a password."})
     password = room_password_generate()
-    room.password_hash = make_password(password)
+    room.password_hash = room_password_hash(password)
     room.save(update_fields=["password_hash"])
     return password
 
@@ -237,7 +237,7 @@ def room_access_update(
         _check_password_input(room.access_level, password)
         new_password = password
     if new_password:
-        room.password_hash = make_password(new_password)
+        room.password_hash = room_password_hash(new_password)
     if room.access_level != AccessLevel.PASSWORD:
         room.password_hash = ""
     if max_spectators is not None:

@@ -12,13 +12,14 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from rooms.sweeper import sweeper_start  # noqa: E402
+from spectator_site.raw_send import RawSendMiddleware  # noqa: E402
 from spectator_site.routing import websocket_urlpatterns  # noqa: E402
 from spectator_site.websocket_origin import browser_origin_validator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": browser_origin_validator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": RawSendMiddleware(browser_origin_validator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))),
     }
 )
 

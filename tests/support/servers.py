@@ -69,6 +69,8 @@ class ServerProcess:
                 "--port",
                 str(self.port),
                 "--no-access-log",
+                "--ws-per-message-deflate",
+                "false",
             ]
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)

@@ -1,7 +1,7 @@
 """POST /api/v1/rooms/: create a room of each access level; refusals name the field."""
 
 import pytest
-from django.contrib.auth.hashers import check_password
+from rooms.passwords import room_password_matches as check_password
 
 from metrics.services import training_session_close, training_session_create
 from rooms.models import Ban, Room

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.hashers import check_password
+from rooms.passwords import room_password_matches as check_password
 from django.utils import timezone
 
 from rooms.models import JoinRequest, Room, Spectator

@@ -1,0 +1,386 @@
+"""Fan-out benchmark: one trainer streaming to N spectators over loopback.
+
+Measures deliveries per second, end-to-end latency (trainer timestamp to spectator receipt)
+and lost metric points, for Spectator served by uvicorn and by daphne, against a bare
+`websockets` broadcast server measured in the same run as the ceiling.
+
+    .venv/bin/python benchmarks/fanout.py            # 100 and 1,000 spectators
+    .venv/bin/python benchmarks/fanout.py --quick    # 100 spectators, short steps
+
+Spectator path: the trainer sends batches of metric points to the ingest socket; each point
+is persisted, then its `training_metrics` and `graph_update` reach every spectator through
+the room hub. The bare server broadcasts the same two texts per point with
+`websockets.broadcast`. Clients run in worker processes and parse every message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+import orjson  # noqa: E402
+import websockets  # noqa: E402
+
+from benchmarks.results import percentile, write_section  # noqa: E402
+from tests.support.servers import ServerProcess, free_port, manage, server_env  # noqa: E402
+
+WORKERS = 2
+WARMUP_S = 2.0
+MEASURE_S = 5.0
+DRAIN_S = 5.0
+P99_LIMIT_MS = 100.0
+
+
+# --- spectators (worker processes) --------------------------------------------------------
+
+
+def _worker(urls: list[str], origin: str | None, warmup_seq: int, last_seq: int, ready, go, results) -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(_worker_main(urls, origin, warmup_seq, last_seq, ready, go, results))
+
+
+async def _worker_main(urls, origin, warmup_seq, last_seq, ready, go, results) -> None:
+    counts = {"messages": 0, "points": 0, "first": None, "last": None}
+    latencies: list[float] = []
+    expected_points = last_seq - warmup_seq + 1
+    done = asyncio.Event()
+    complete = [0]
+
+    async def reader(url: str, opened: asyncio.Queue) -> None:
+        try:
+            ws = await websockets.connect(url, origin=origin, max_size=None, open_timeout=60)
+        except Exception as exc:  # noqa: BLE001
+            await opened.put(exc)
+            return
+        await opened.put(None)
+        points = 0
+        async for raw in ws:
+            now = time.time()
+            message = orjson.loads(raw)
+            kind = message.get("type")
+            if kind == "training_metrics":
+                seq, stamp = message["data"]["seq"], message["data"]["timestamp"]
+            elif kind == "graph_update" and message["graphs"]:
+                seq, stamp = None, message["graphs"][0]["timestamp"]
+            else:
+                continue
+            if stamp < go_time[0]:
+                continue
+            counts["messages"] += 1
+            counts["first"] = counts["first"] or now
+            counts["last"] = now
+            if counts["messages"] % 7 == 0:
+                latencies.append((now - stamp) * 1000)
+            if seq is not None and seq >= warmup_seq:
+                points += 1
+                counts["points"] += 1
+                if points == expected_points:
+                    complete[0] += 1
+                    if complete[0] == len(urls):
+                        done.set()
+        await ws.close()
+
+    go_time = [float("inf")]
+    opened: asyncio.Queue = asyncio.Queue()
+    tasks = []
+    for index, url in enumerate(urls):
+        tasks.append(asyncio.create_task(reader(url, opened)))
+        if index % 50 == 49:
+            await asyncio.sleep(0)
+    errors = [err for err in [await opened.get() for _ in urls] if err is not None]
+    ready.put((len(urls) - len(errors), [repr(e) for e in errors[:3]]))
+    while not go.is_set():
+        await asyncio.sleep(0.01)
+    go_time[0] = go_start.value
+    try:
+        await asyncio.wait_for(done.wait(), timeout=WARMUP_S + MEASURE_S + DRAIN_S + 30)
+    except TimeoutError:
+        pass
+    for task in tasks:
+        task.cancel()
+    results.put({**counts, "latencies": latencies})
+
+
+go_start = mp.Value("d", 0.0)
+
+
+def run_clients(urls: list[str], origin, warmup_seq: int, last_seq: int):
+    ready, results, go = mp.Queue(), mp.Queue(), mp.Event()
+    shards = [urls[i::WORKERS] for i in range(WORKERS)]
+    procs = [
+        mp.Process(target=_worker, args=(shard, origin, warmup_seq, last_seq, ready, go, results)) for shard in shards
+    ]
+    for proc in procs:
+        proc.start()
+    connected = 0
+    for _ in procs:
+        count, errors = ready.get(timeout=180)
+        connected += count
+        if errors:
+            print("  connection errors:", errors)
+    return procs, go, results, connected
+
+
+def collect(procs, results) -> dict:
+    merged = {"messages": 0, "points": 0, "first": None, "last": None, "latencies": []}
+    for _ in procs:
+        part = results.get(timeout=WARMUP_S + MEASURE_S + DRAIN_S + 90)
+        merged["messages"] += part["messages"]
+        merged["points"] += part["points"]
+        merged["latencies"] += part["latencies"]
+        if part["first"]:
+            merged["first"] = min(merged["first"] or part["first"], part["first"])
+            merged["last"] = max(merged["last"] or part["last"], part["last"])
+    for proc in procs:
+        proc.join(timeout=30)
+    return merged
+
+
+# --- publishers ---------------------------------------------------------------------------
+
+
+def point(seq: int) -> dict:
+    return {
+        "stream": "bench",
+        "seq": seq,
+        "timestamp": time.time(),
+        "episode": seq,
+        "current_reward": 1.5,
+        "average_reward": 1.0,
+        "best_reward": 2.0,
+        "win_rate": 0.5,
+    }
+
+
+async def paced(rate: float, total: int, send_batch) -> None:
+    """Send ``total`` points at ``rate`` points/s in 10 ms ticks."""
+    tick = 0.01
+    start = time.monotonic()
+    sent = 0
+    while sent < total:
+        due = min(total, int((time.monotonic() - start) * rate) + 1)
+        if due > sent:
+            await send_batch(sent, due)
+            sent = due
+        await asyncio.sleep(tick)
+
+
+async def publish_spectator(ws_url: str, token: str, session_id: str, rate: float, total: int) -> None:
+    async with websockets.connect(
+        f"{ws_url}/ws/ingest/{session_id}/",
+        additional_headers={"Authorization": f"Bearer {token}"},
+        max_size=None,
+        open_timeout=120,
+    ) as ws:
+
+        async def drain():
+            async for _ in ws:
+                pass
+
+        reader = asyncio.create_task(drain())
+
+        async def send_batch(lo: int, hi: int) -> None:
+            await ws.send(orjson.dumps({"type": "metrics", "points": [point(s) for s in range(lo, hi)]}).decode())
+
+        await paced(rate, total, send_batch)
+        reader.cancel()
+
+
+async def publish_bare(ws_url: str, rate: float, total: int) -> None:
+    from metrics.events import graph_update, training_metrics
+
+    async with websockets.connect(f"{ws_url}/pub") as ws:
+
+        async def send_batch(lo: int, hi: int) -> None:
+            for s in range(lo, hi):
+                p = {**point(s), "extra": {}, "decision": None}
+                await ws.send(orjson.dumps(training_metrics(p)).decode())
+                await ws.send(orjson.dumps(graph_update(p)).decode())
+
+        await paced(rate, total, send_batch)
+
+
+def bare_server_main(port: int, ready) -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    async def main():
+        subscribers = set()
+
+        async def handler(ws):
+            if ws.request.path == "/pub":
+                async for message in ws:
+                    websockets.broadcast(subscribers, message)
+            else:
+                subscribers.add(ws)
+                try:
+                    await ws.wait_closed()
+                finally:
+                    subscribers.discard(ws)
+
+        async with websockets.serve(handler, "127.0.0.1", port, max_size=None, compression=None):
+            ready.set()
+            await asyncio.Future()
+
+    asyncio.run(main())
+
+
+# --- one measured step ------------------------------------------------------------------------
+
+
+def measure(kind: str, urls, origin, rate: float, publish) -> dict:
+    warmup_seq = int(rate * WARMUP_S)
+    total = int(rate * (WARMUP_S + MEASURE_S))
+    procs, go, results, connected = run_clients(urls, origin, warmup_seq, total - 1)
+    go_start.value = time.time()
+    go.set()
+    asyncio.run(publish(rate, total))
+    merged = collect(procs, results)
+    expected_points = (total - warmup_seq) * len(urls)
+    elapsed = (merged["last"] - merged["first"]) if merged["first"] else float("nan")
+    lat = merged["latencies"]
+    return {
+        "kind": kind,
+        "spectators": connected,
+        "rate": rate,
+        "deliveries_per_s": merged["messages"] / elapsed if elapsed and elapsed > 0 else 0.0,
+        "p50_ms": percentile(lat, 50),
+        "p99_ms": percentile(lat, 99),
+        "lost_points": expected_points - merged["points"],
+    }
+
+
+def spectator_setup(server: ServerProcess, token: str, n: int) -> tuple[str, list[str]]:
+    session_id = f"fanout-{n}-{server.port}"
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as api:
+        api.post("/api/v1/sessions/", json={"id": session_id}).raise_for_status()
+        room = api.post(
+            "/api/v1/rooms/",
+            json={"training_session_id": session_id, "access_control": {"max_spectators": n + 10}},
+        ).json()
+    urls = []
+    with httpx.Client(base_url=server.url, timeout=30) as anonymous:
+        for i in range(n):
+            anonymous.cookies.clear()
+            joined = anonymous.post(f"/api/v1/rooms/{room['room_code']}/join/", json={"display_name": f"s{i}"})
+            joined.raise_for_status()
+            urls.append(joined.json()["websocket_url"])
+    return session_id, urls
+
+
+def run(sizes, rates_for, servers) -> list[dict]:
+    rows = []
+    data_dir = Path(tempfile.mkdtemp(prefix="spectator-fanout-"))
+    env = server_env(
+        data_dir,
+        DATABASE_URL=os.environ.get("BENCH_DATABASE_URL"),
+        REDIS_URL=os.environ.get("BENCH_REDIS_URL"),
+        SPECTATOR_THROTTLE_JOIN="1000000/min",
+        SPECTATOR_THROTTLE_ANON="1000000/min",
+        SPECTATOR_THROTTLE_USER="1000000/min",
+        SPECTATOR_TICKET_MAX_AGE="3600",
+        SPECTATOR_PRESENCE_TIMEOUT="3600",
+        LOG_LEVEL="WARNING",
+    )
+    manage(env, "migrate", "--noinput")
+    token = manage(env, "create_api_token", "bench-trainer")
+    for n in sizes:
+        for rate in rates_for(n):
+            port = free_port()
+            ready = mp.Event()
+            bare = mp.Process(target=bare_server_main, args=(port, ready), daemon=True)
+            bare.start()
+            ready.wait(30)
+            urls = [f"ws://127.0.0.1:{port}/sub"] * n
+            row = measure("bare websockets", urls, None, rate, lambda r, t, p=port: publish_bare(f"ws://127.0.0.1:{p}", r, t))
+            bare.terminate()
+            rows.append(row)
+            print(_fmt(row), flush=True)
+            for server_name in servers:
+                with ServerProcess(env, server=server_name) as server:
+                    session_id, urls = spectator_setup(server, token, n)
+                    row = measure(
+                        f"Spectator ({server_name})",
+                        urls,
+                        server.url,
+                        rate,
+                        lambda r, t, s=server, sid=session_id: publish_spectator(s.ws_url, token, sid, r, t),
+                    )
+                rows.append(row)
+                print(_fmt(row), flush=True)
+    return rows
+
+
+def _fmt(row: dict) -> str:
+    return (
+        f"{row['kind']:<22} n={row['spectators']:>5} points/s={row['rate']:>6.0f} "
+        f"deliveries/s={row['deliveries_per_s']:>9.0f} p50={row['p50_ms']:>7.1f} ms "
+        f"p99={row['p99_ms']:>7.1f} ms lost={row['lost_points']}"
+    )
+
+
+def report(rows: list[dict]) -> str:
+    lines = [
+        "One trainer → N spectators on loopback; each metric point is two messages (`training_metrics`,",
+        "`graph_update`, ~300-450 bytes). Latency: trainer timestamp → parsed by the spectator client.",
+        f"{WORKERS} client processes share the machine with the server. A step passes when p99 < {P99_LIMIT_MS:.0f} ms",
+        "and no metric point is lost.",
+        "",
+        "| server | spectators | offered points/s | deliveries/s | p50 ms | p99 ms | lost points | passes |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for row in rows:
+        passes = row["p99_ms"] < P99_LIMIT_MS and row["lost_points"] == 0
+        lines.append(
+            f"| {row['kind']} | {row['spectators']} | {row['rate']:.0f} | {row['deliveries_per_s']:.0f} | "
+            f"{row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {row['lost_points']} | {'yes' if passes else 'no'} |"
+        )
+    lines += ["", "Best passing delivery rate per setup:", ""]
+    best: dict[tuple, float] = {}
+    for row in rows:
+        if row["p99_ms"] < P99_LIMIT_MS and row["lost_points"] == 0:
+            key = (row["kind"], row["spectators"])
+            best[key] = max(best.get(key, 0.0), row["deliveries_per_s"])
+    for (kind, n), rate in sorted(best.items(), key=lambda item: (item[0][1], item[0][0])):
+        ceiling = best.get(("bare websockets", n))
+        share = f" ({rate / ceiling:.0%} of bare websockets)" if ceiling and kind != "bare websockets" else ""
+        lines.append(f"- {kind}, {n} spectators: {rate:,.0f} deliveries/s{share}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100 spectators only, one rate")
+    parser.add_argument("--servers", default="uvicorn,daphne", help="comma-separated: uvicorn, daphne")
+    args = parser.parse_args()
+    if args.quick:
+        rows = run([100], lambda n: [100], args.servers.split(","))
+    else:
+        rates = {100: [100, 300, 600], 1000: [10, 30, 60]}
+        rows = run([100, 1000], lambda n: rates[n], args.servers.split(","))
+    write_section("Fan-out", report(rows))
+    print(f"\nwrote {Path(__file__).parent / 'RESULTS.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -142,8 +142,10 @@ def metric_items(points: list[dict]) -> list[tuple[str, str]]:
     for point in points:
         items.append((KIND_METRICS, _dumps(training_metrics(point))))
         items.append((KIND_METRICS, _dumps(graph_update(point))))
-        if point.get("decision") and point["decision"].get("action_probabilities") is not None:
-            items.append((KIND_DECISION, _dumps(bot_decision(point["decision"]))))
+        decision = point.get("decision") or {}
+        # As for a decision sent on its own: action probabilities or Q-values make one.
+        if decision.get("action_probabilities") is not None or decision.get("q_values") is not None:
+            items.append((KIND_DECISION, _dumps(bot_decision(decision))))
     return items
 
 

@@ -73,10 +73,15 @@ def metric_points_append(*, training_session: TrainingSession, points: list[dict
 
     Points whose ``(stream, seq)`` is already stored (a retried batch) are skipped, so a
     retry never stores a point twice. New custom scalars extend the session's graphs.
+    Raises ``ValidationError`` (field ``training_session_id``) once the session is no longer
+    open: an ingest socket outlives the check made when it connected.
     """
     if not points:
         return AppendResult(accepted=0, duplicates=0, last_seq=None)
     with transaction.atomic():
+        open_statuses = (TrainingSession.Status.RUNNING, TrainingSession.Status.PAUSED)
+        if not TrainingSession.objects.filter(pk=training_session.pk, status__in=open_statuses).exists():
+            raise ValidationError({"training_session_id": "This training session is closed."})
         fresh = _points_not_stored(training_session, points)
         _metric_points_insert(training_session.pk, fresh)
         new_keys = _extra_keys_extend(training_session, fresh)

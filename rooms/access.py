@@ -311,8 +311,9 @@ def room_get_visible(ref: str, user) -> Room:
     A code names its live room, or else its most recent one. Raises ``RoomNotFound`` for a
     missing room and for a private room the user is not allowed to see.
     """
-    rooms = Room.objects.select_related("training_session", "creator").filter(room_lookup_q(ref))
-    room = rooms.filter(status__in=Room.LIVE_STATUSES).first() or rooms.order_by("-created_at").first()
+    from rooms.selectors import room_get_by_ref
+
+    room = room_get_by_ref(ref)
     if room is None or not can_see_room(user, room):
         raise RoomNotFound()
     return room

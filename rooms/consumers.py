@@ -16,16 +16,17 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 
 from metrics import selectors as metric_selectors
 from metrics.events import graph_config_message, metrics_data
 from rooms import access, events, selectors, services
-from rooms.access import AccessRefused, Refusal, Visitor
+from rooms.access import AccessRefused, Refusal, RoomNotFound, Visitor
 from rooms.api.views import ANON_SESSION_KEY
 from rooms.hub import get_hub
 from rooms.models import JoinRequest, Spectator
 from rooms.tickets import InvalidTicket, ticket_read
+from spectator_site.raw_send import RAW_SEND_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -72,16 +73,23 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return
         hub = get_hub()
         self.connection = await hub.attach(
-            self.base_send,
+            self.scope.get(RAW_SEND_KEY, self.base_send),
             room_id=self.room.pk,
             training_session_id=self.room.training_session_id,
             spectator_id=self.spectator.pk,
             is_manager=self.is_manager,
             show_decisions=self.room.enable_decision_visualization,
+            start=False,
         )
-        snapshot = await database_sync_to_async(self._snapshot)()
-        for message in snapshot:
-            self.connection.push_now(json.dumps(message, separators=(",", ":")))
+        try:
+            snapshot = await database_sync_to_async(self._snapshot)()
+        except BaseException:
+            await hub.detach(self.connection)
+            self.connection = None
+            raise
+        # Subscribed before reading the snapshot, started after: the snapshot goes first and
+        # nothing published meanwhile is lost (a point may come twice; its (stream, seq) tells).
+        self.connection.start(first=[json.dumps(message, separators=(",", ":")) for message in snapshot])
         _heartbeat_ensure()
 
     async def _refuse(self, code: str, message: str, close_code: int) -> None:
@@ -92,15 +100,22 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     def _admit(self, code: str):
         user = self.scope.get("user")
-        room = access.room_get_visible(code, user)
         ticket = parse_qs(self.scope.get("query_string", b"").decode()).get("ticket", [""])[0]
         if ticket:
+            # The ticket's holder, not the socket's session, is who connects (API clients send no
+            # cookie): a private room is visible to a valid ticket, and room_reconnect re-checks access.
+            room = selectors.room_get_by_ref(code)
+            if room is None:
+                raise RoomNotFound()
             try:
                 parsed = ticket_read(ticket, room_id=room.pk)
             except InvalidTicket:
+                if not access.can_see_room(user, room):
+                    raise RoomNotFound() from None
                 raise _NeedsTicket("The join ticket is invalid or expired; join again.") from None
             spectator = services.room_reconnect(room=room, spectator_id=parsed.spectator_id)
         else:
+            room = access.room_get_visible(code, user)
             visitor = self._session_visitor(user)
             spectator = access.current_spectator(room, visitor)
             if spectator is not None:
@@ -164,10 +179,12 @@ class RoomConsumer(AsyncWebsocketConsumer):
     # --- messages from the spectator -------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None):
-        if self.connection is None:
+        if self.connection is None or self.connection.closing:
             return
         if self._rate_limited():
-            await self._refuse("rate_limited", "Too many messages; slow down.", CLOSE_RATE_LIMITED)
+            # Through the writer, so the error and the close come after what is already queued.
+            await self._error("rate_limited", "Too many messages; slow down.")
+            self.connection.close_after_flush(CLOSE_RATE_LIMITED)
             return
         if bytes_data is not None or text_data is None or len(text_data) > MAX_CLIENT_MESSAGE:
             await self._error("bad_request", f"Send JSON text messages of at most {MAX_CLIENT_MESSAGE} bytes.")
@@ -218,9 +235,18 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if not self.is_manager:
             await self._error("forbidden", "Only the room's managers can do this.")
             return
+        field = "request_id" if message["type"] in ("approve", "deny") else "spectator_id"
+        target = message.get(field)
+        if isinstance(target, bool) or not isinstance(target, int):
+            await self._error("bad_request", f"{message['type']} needs an integer {field}.", field=field)
+            return
         try:
             await database_sync_to_async(self._moderate)(message)
-        except (PermissionDenied, ValidationError, ValueError, LookupError) as exc:
+        except ObjectDoesNotExist:
+            await self._error("bad_request", f"No such {field.removesuffix('_id')} in this room.", field=field)
+        except ValidationError as exc:
+            await self._error("bad_request", " ".join(exc.messages))
+        except (PermissionDenied, ValueError, LookupError) as exc:
             await self._error("bad_request", str(exc))
 
     def _moderate(self, message) -> None:

@@ -4,8 +4,10 @@ A process holds one channel-layer channel for its hub and joins each room group 
 training-session group once, while it has local spectators there. Every message arrives
 already serialized; the hub hands the same text (or bytes) to each local connection, which
 applies its spectator's speed: metric points and control messages are queued in order and
-never dropped; decisions and frames are coalesced latest-wins. A connection whose queue
-grows past ``SPECTATOR_MAX_BUFFERED_MESSAGES`` is told it fell behind and closed.
+never dropped; decisions and frames are coalesced latest-wins (a live spectator that keeps up
+gets every decision). Control messages go out without waiting for a rate-limited spectator's
+tick. A connection whose queue grows past ``SPECTATOR_MAX_BUFFERED_MESSAGES`` is told it fell
+behind and closed; nothing more is queued for it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ logger = logging.getLogger(__name__)
 CLOSE_TOO_SLOW = 4408
 GROUP_REFRESH_SECONDS = 3600
 MAX_HZ = 60.0
+# A live spectator gets every decision while its queue is shorter than this; further behind, the latest.
+LIVE_DECISION_BACKLOG = 1000
 
 
 @dataclass
@@ -58,18 +62,33 @@ class Connection:
         self.closed = False
         self._close_code: int | None = None
         self._wake = asyncio.Event()
+        # Set by a control message, a close or a new speed: the writer does not wait for the tick.
+        self._urgent = asyncio.Event()
         self._stats = stats or HubStats()
         self._task: asyncio.Task | None = None
 
     # --- the hub side -------------------------------------------------------------------
 
+    @property
+    def closing(self) -> bool:
+        """Closed, or told to close: nothing more is queued."""
+        return self.closed or self._close_code is not None
+
     def push(self, kind: str, payload) -> None:
         """Queue one pre-serialized message; never blocks."""
-        if self.closed:
+        if self.closing:
+            if not self.closed:
+                self._stats.dropped += 1
             return
-        if kind in (KIND_DECISION, KIND_FRAME):
-            if kind == KIND_DECISION and not self.show_decisions:
-                return
+        if kind == KIND_DECISION and not self.show_decisions:
+            return
+        if kind == KIND_DECISION and not self.interval and len(self.fifo) < self._live_decision_backlog():
+            # Live and keeping up: every decision, in order with the metric points around it.
+            if self.latest.pop(kind, None) is not None:
+                self.coalesced += 1
+                self._stats.coalesced += 1
+            self.fifo.append(payload)
+        elif kind in (KIND_DECISION, KIND_FRAME):
             if kind in self.latest:
                 self.coalesced += 1
                 self._stats.coalesced += 1
@@ -83,12 +102,22 @@ class Connection:
 
     def push_now(self, payload) -> None:
         """Queue a control message that should go out without waiting for the speed tick."""
+        if self.closing:
+            return
         self.fifo.append(payload)
+        self._urgent.set()
         self._wake.set()
 
+    @staticmethod
+    def _live_decision_backlog() -> int:
+        return min(LIVE_DECISION_BACKLOG, settings.SPECTATOR_MAX_BUFFERED_MESSAGES // 2)
+
     def close_after_flush(self, code: int) -> None:
-        """Send what is queued, then close with ``code``."""
+        """Send what is queued, then close with ``code`` (the first close asked for wins)."""
+        if self.closing:
+            return
         self._close_code = code
+        self._urgent.set()
         self._wake.set()
 
     def _fell_behind(self) -> None:
@@ -112,9 +141,13 @@ class Connection:
     def set_speed(self, max_hz: float | None) -> None:
         """``None`` is live; otherwise flush at most ``max_hz`` times a second."""
         self.interval = 0.0 if not max_hz else 1.0 / min(float(max_hz), MAX_HZ)
+        self._urgent.set()
         self._wake.set()
 
-    def start(self) -> None:
+    def start(self, first=()) -> None:
+        """Start writing, ``first`` (pre-serialized) ahead of whatever was queued since attaching."""
+        self.fifo.extendleft(reversed(list(first)))
+        self._wake.set()
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"spectator-writer-{self.spectator_id}")
 
     async def stop(self) -> None:
@@ -133,13 +166,21 @@ class Connection:
             while not self.closed:
                 await self._wake.wait()
                 self._wake.clear()
-                if self.interval and self._close_code is None:
-                    delay = next_flush - loop.time()
-                    if delay > 0:
-                        # Rate limiting by design: the spectator asked for at most max_hz flushes.
-                        await asyncio.sleep(delay)
+                delay = next_flush - loop.time() if self.interval else 0.0
+                if delay > 0 and not self._urgent.is_set():
+                    # Rate limiting by design: the spectator asked for at most max_hz flushes.
+                    try:
+                        await asyncio.wait_for(self._urgent.wait(), delay)
+                    except TimeoutError:
+                        pass
+                self._urgent.clear()
+                due = not self.interval or loop.time() >= next_flush or self._close_code is not None
+                # Early (a pong, a room event): queued messages go now, decisions and frames at the tick.
+                await self._flush(include_latest=due)
+                if due:
                     next_flush = loop.time() + self.interval
-                await self._flush()
+                elif self.latest:
+                    self._wake.set()
                 if self._close_code is not None:
                     await self._send({"type": "websocket.close", "code": self._close_code})
                     self.closed = True
@@ -150,14 +191,14 @@ class Connection:
             logger.debug("writer for spectator %s stopped", self.spectator_id, exc_info=True)
             self.closed = True
 
-    async def _flush(self) -> None:
+    async def _flush(self, include_latest: bool = True) -> None:
         send = self._send
         fifo = self.fifo
         while fifo:
             payload = fifo.popleft()
             await send(_frame_of(payload))
             self.delivered += 1
-        if self.latest:
+        if self.latest and include_latest:
             latest, self.latest = self.latest, {}
             for payload in latest.values():
                 await send(_frame_of(payload))
@@ -192,8 +233,15 @@ class RoomHub:
     def _make_connection(self, send, **kwargs) -> Connection:
         return Connection(send, stats=self.stats, **kwargs)
 
-    async def attach(self, send, *, room_id, training_session_id, spectator_id, is_manager, show_decisions=True):
-        """Register a local connection; join the room's and session's groups on first use."""
+    async def attach(
+        self, send, *, room_id, training_session_id, spectator_id, is_manager, show_decisions=True, start=True
+    ):
+        """Register a local connection; join the room's and session's groups on first use.
+
+        With ``start=False`` messages queue until ``connection.start(first=...)``: a consumer
+        subscribes first, then reads its snapshot, so the snapshot goes out first and nothing
+        published in between is lost.
+        """
         room_id = str(room_id)
         connection = self._make_connection(
             send,
@@ -213,7 +261,8 @@ class RoomHub:
                 await self._layer.group_add(session_group_name(training_session_id), self.channel)
             self.session_rooms[training_session_id].add(room_id)
             entry.connections.add(connection)
-        connection.start()
+        if start:
+            connection.start()
         return connection
 
     async def detach(self, connection: Connection) -> None:

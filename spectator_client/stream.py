@@ -172,7 +172,8 @@ class SpectatorStream:
             self._counts["logged_metrics"] += 1
             if self._refuse_when_closed("metrics"):
                 return
-            if len(self._metrics) >= self.max_metric_points:
+            # The bound covers points in flight too, so what is held never exceeds it.
+            if self._metrics and len(self._metrics) + self._inflight_counts()["metrics"] >= self.max_metric_points:
                 self._metrics.popleft()
                 self._counts["dropped_metrics"] += 1
             self._metrics.append(point)

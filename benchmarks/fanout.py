@@ -6,6 +6,9 @@ and lost metric points, for Spectator served by uvicorn and by daphne, against a
 
     .venv/bin/python benchmarks/fanout.py            # 100 and 1,000 spectators
     .venv/bin/python benchmarks/fanout.py --quick    # 100 spectators, short steps
+    .venv/bin/python benchmarks/fanout.py --redis-layers redis://127.0.0.1:6379/5
+                                                     # core vs pub/sub, trainer and spectators
+                                                     # on two processes
 
 Spectator path: the trainer sends batches of metric points to the ingest socket; each point
 is persisted, then its `training_metrics` and `graph_update` reach every spectator through
@@ -312,7 +315,9 @@ def run(sizes, rates_for, servers) -> list[dict]:
             bare.start()
             ready.wait(30)
             urls = [f"ws://127.0.0.1:{port}/sub"] * n
-            row = measure("bare websockets", urls, None, rate, lambda r, t, p=port: publish_bare(f"ws://127.0.0.1:{p}", r, t))
+            row = measure(
+                "bare websockets", urls, None, rate, lambda r, t, p=port: publish_bare(f"ws://127.0.0.1:{p}", r, t)
+            )
             bare.terminate()
             rows.append(row)
             print(_fmt(row), flush=True)
@@ -328,6 +333,40 @@ def run(sizes, rates_for, servers) -> list[dict]:
                     )
                 rows.append(row)
                 print(_fmt(row), flush=True)
+    return rows
+
+
+def run_redis_layers(n: int, rates: list[float], layers: list[str], redis_url: str) -> list[dict]:
+    """Trainer on one uvicorn process, spectators on another, sharing rooms through Redis."""
+    rows = []
+    for layer in layers:
+        data_dir = Path(tempfile.mkdtemp(prefix=f"spectator-fanout-{layer}-"))
+        env = server_env(
+            data_dir,
+            DATABASE_URL=os.environ.get("BENCH_DATABASE_URL"),
+            REDIS_URL=redis_url,
+            SPECTATOR_REDIS_LAYER=layer,
+            SPECTATOR_THROTTLE_JOIN="1000000/min",
+            SPECTATOR_THROTTLE_ANON="1000000/min",
+            SPECTATOR_THROTTLE_USER="1000000/min",
+            SPECTATOR_TICKET_MAX_AGE="3600",
+            SPECTATOR_PRESENCE_TIMEOUT="3600",
+            LOG_LEVEL="WARNING",
+        )
+        manage(env, "migrate", "--noinput")
+        token = manage(env, "create_api_token", "bench-trainer")
+        for rate in rates:
+            with ServerProcess(env, server="uvicorn") as trainer_side, ServerProcess(env, server="uvicorn") as viewers:
+                session_id, urls = spectator_setup(viewers, token, n)
+                row = measure(
+                    f"2 processes, Redis {layer}",
+                    urls,
+                    viewers.url,
+                    rate,
+                    lambda r, t, s=trainer_side, sid=session_id, tok=token: publish_spectator(s.ws_url, tok, sid, r, t),
+                )
+            rows.append(row)
+            print(_fmt(row), flush=True)
     return rows
 
 
@@ -372,7 +411,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100 spectators only, one rate")
     parser.add_argument("--servers", default="uvicorn,daphne", help="comma-separated: uvicorn, daphne")
+    parser.add_argument(
+        "--redis-layers",
+        metavar="URL",
+        help="instead: compare channels-redis core and pub/sub across two processes (Redis at URL)",
+    )
     args = parser.parse_args()
+    if args.redis_layers:
+        rows = run_redis_layers(100, [100, 300], ["core", "pubsub"], args.redis_layers)
+        write_section("Fan-out across processes (channels-redis layers)", report(rows))
+        return
     if args.quick:
         rows = run([100], lambda n: [100], args.servers.split(","))
     else:

@@ -291,22 +291,27 @@ def spectator_setup(server: ServerProcess, token: str, n: int) -> tuple[str, lis
     return session_id, urls
 
 
-def run(sizes, rates_for, servers) -> list[dict]:
-    rows = []
-    data_dir = Path(tempfile.mkdtemp(prefix="spectator-fanout-"))
+def bench_server_env(data_dir: Path, **overrides) -> tuple[dict, str]:
+    """A migrated data dir with limits lifted for 1,000 joins from one address; and a trainer token."""
     env = server_env(
         data_dir,
         DATABASE_URL=os.environ.get("BENCH_DATABASE_URL"),
-        REDIS_URL=os.environ.get("BENCH_REDIS_URL"),
         SPECTATOR_THROTTLE_JOIN="1000000/min",
         SPECTATOR_THROTTLE_ANON="1000000/min",
         SPECTATOR_THROTTLE_USER="1000000/min",
         SPECTATOR_TICKET_MAX_AGE="3600",
         SPECTATOR_PRESENCE_TIMEOUT="3600",
         LOG_LEVEL="WARNING",
+        **overrides,
     )
     manage(env, "migrate", "--noinput")
-    token = manage(env, "create_api_token", "bench-trainer")
+    return env, manage(env, "create_api_token", "bench-trainer")
+
+
+def run(sizes, rates_for, servers) -> list[dict]:
+    rows = []
+    data_dir = Path(tempfile.mkdtemp(prefix="spectator-fanout-"))
+    env, token = bench_server_env(data_dir, REDIS_URL=os.environ.get("BENCH_REDIS_URL"))
     for n in sizes:
         for rate in rates_for(n):
             port = free_port()
@@ -341,20 +346,7 @@ def run_redis_layers(n: int, rates: list[float], layers: list[str], redis_url: s
     rows = []
     for layer in layers:
         data_dir = Path(tempfile.mkdtemp(prefix=f"spectator-fanout-{layer}-"))
-        env = server_env(
-            data_dir,
-            DATABASE_URL=os.environ.get("BENCH_DATABASE_URL"),
-            REDIS_URL=redis_url,
-            SPECTATOR_REDIS_LAYER=layer,
-            SPECTATOR_THROTTLE_JOIN="1000000/min",
-            SPECTATOR_THROTTLE_ANON="1000000/min",
-            SPECTATOR_THROTTLE_USER="1000000/min",
-            SPECTATOR_TICKET_MAX_AGE="3600",
-            SPECTATOR_PRESENCE_TIMEOUT="3600",
-            LOG_LEVEL="WARNING",
-        )
-        manage(env, "migrate", "--noinput")
-        token = manage(env, "create_api_token", "bench-trainer")
+        env, token = bench_server_env(data_dir, REDIS_URL=redis_url, SPECTATOR_REDIS_LAYER=layer)
         for rate in rates:
             with ServerProcess(env, server="uvicorn") as trainer_side, ServerProcess(env, server="uvicorn") as viewers:
                 session_id, urls = spectator_setup(viewers, token, n)

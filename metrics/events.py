@@ -16,28 +16,11 @@ from django.db import transaction
 
 from metrics.graphs import graph_config, graph_points
 from metrics.ingest import DECISION_FIELDS
+from metrics.models import MetricPoint
 
 logger = logging.getLogger(__name__)
 
-METRICS_DATA_FIELDS = (
-    "timestamp",
-    "episode",
-    "total_episodes",
-    "current_reward",
-    "average_reward",
-    "best_reward",
-    "episode_length",
-    "win_rate",
-    "loss_value",
-    "learning_rate",
-    "epsilon",
-    "model_generation",
-    "algorithm",
-    "training_time_elapsed",
-    "actions_per_second",
-    "frames_per_second",
-    "memory_usage_mb",
-)
+METRICS_DATA_FIELDS = MetricPoint.METRICS_DATA_FIELDS
 
 
 def session_group_name(training_session_id: str) -> str:

@@ -47,6 +47,27 @@ class MetricPoint(models.Model):
     pairs and is not stored twice.
     """
 
+    # The seed's MetricsData scalar fields, in the order spectators and exports see them.
+    METRICS_DATA_FIELDS = (
+        "timestamp",
+        "episode",
+        "total_episodes",
+        "current_reward",
+        "average_reward",
+        "best_reward",
+        "episode_length",
+        "win_rate",
+        "loss_value",
+        "learning_rate",
+        "epsilon",
+        "model_generation",
+        "algorithm",
+        "training_time_elapsed",
+        "actions_per_second",
+        "frames_per_second",
+        "memory_usage_mb",
+    )
+
     training_session = models.ForeignKey(TrainingSession, on_delete=models.CASCADE, related_name="metric_points")
     stream = models.CharField(max_length=64)
     seq = models.BigIntegerField()

@@ -5,30 +5,7 @@ from django.db.models import QuerySet
 
 from metrics.models import MetricPoint, TrainingSession
 
-POINT_FIELDS = [
-    "id",
-    "stream",
-    "seq",
-    "timestamp",
-    "episode",
-    "total_episodes",
-    "current_reward",
-    "average_reward",
-    "best_reward",
-    "episode_length",
-    "win_rate",
-    "loss_value",
-    "learning_rate",
-    "epsilon",
-    "model_generation",
-    "algorithm",
-    "training_time_elapsed",
-    "actions_per_second",
-    "frames_per_second",
-    "memory_usage_mb",
-    "extra",
-    "decision",
-]
+POINT_FIELDS = ["id", "stream", "seq", *MetricPoint.METRICS_DATA_FIELDS, "extra", "decision"]
 
 
 def training_session_list_for_user(user) -> QuerySet:

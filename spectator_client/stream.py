@@ -130,7 +130,8 @@ class SpectatorStream:
         # Decisions and frames are numbered on arrival so the oldest of either is dropped first.
         self._decisions: collections.deque[tuple[int, dict[str, Any]]] = collections.deque()
         self._frames: collections.deque[tuple[int, bytes]] = collections.deque()
-        self._statuses: collections.deque[dict[str, Any]] = collections.deque(maxlen=100)
+        # Each status waits for what was logged before it: (last point's seq, last arrival, payload).
+        self._statuses: collections.deque[tuple[int, int, dict[str, Any]]] = collections.deque(maxlen=100)
         self._frame_bytes = 0
         self._arrivals = 0
         self._inflight: tuple[str, Any] | None = None
@@ -236,7 +237,8 @@ class SpectatorStream:
                 return
             if len(self._statuses) == self._statuses.maxlen:
                 self._counts["dropped_statuses"] += 1
-            self._statuses.append({"status": status, "message": message})
+            last_seq = self._metrics[-1]["seq"] if self._metrics else -1
+            self._statuses.append((last_seq, self._arrivals, {"status": status, "message": message}))
         self._wake.set()
 
     def _refuse_when_closed(self, kind: str) -> bool:
@@ -409,8 +411,8 @@ class SpectatorStream:
 
     def _next_batch(self) -> tuple[str, Any] | None:
         """Take the next request's worth from the buffers (lock held)."""
-        if self._statuses:
-            return ("status", self._statuses.popleft())
+        if self._statuses and self._status_due(*self._statuses[0][:2]):
+            return ("status", self._statuses.popleft()[2])
         if self._metrics or self._decisions:
             points = [self._metrics.popleft() for _ in range(min(self.batch_size, len(self._metrics)))]
             decisions = [self._decisions.popleft()[1] for _ in range(min(MAX_BATCH, len(self._decisions)))]
@@ -420,6 +422,14 @@ class SpectatorStream:
             self._frame_bytes -= len(frame)
             return ("frame", frame)
         return None
+
+    def _status_due(self, last_seq: int, last_arrival: int) -> bool:
+        """Whether everything logged before a status has gone (a "completed" must not overtake the last points)."""
+        return not (
+            (self._metrics and self._metrics[0]["seq"] <= last_seq)
+            or (self._decisions and self._decisions[0][0] <= last_arrival)
+            or (self._frames and self._frames[0][0] <= last_arrival)
+        )
 
     def _batch_was_small(self, batch: tuple[str, Any]) -> bool:
         kind, payload = batch

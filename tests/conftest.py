@@ -11,6 +11,9 @@ os.environ.setdefault("SPECTATOR_SWEEP_INTERVAL", "0")
 
 import pytest  # noqa: E402
 
+# Real server processes for end-to-end tests (client package, demo, integrations, examples).
+from tests.support.live_server import make_server, server_template, spectator_server, unique  # noqa: E402, F401
+
 
 def _services_problem() -> str | None:
     database_url = os.environ.get("DATABASE_URL", "")

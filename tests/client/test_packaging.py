@@ -28,9 +28,16 @@ def test_the_client_packages_without_the_server(tmp_path):
         def read(name):
             return archive.extractfile(files[name]).read().decode()
 
-        requires = read("spectator_client.egg-info/requires.txt").split()
+        requires_text = read("spectator_client.egg-info/requires.txt")
+        requires = requires_text.split("[", 1)[0].split()
+        extras = {
+            section.split("]", 1)[0]: section.split("]", 1)[1].split() for section in requires_text.split("[")[1:]
+        }
         top_level = read("spectator_client.egg-info/top_level.txt").split()
         sources = {name.removeprefix("./") for name in read("spectator_client.egg-info/SOURCES.txt").split()}
     assert sorted(r.split(">")[0] for r in requires) == ["httpx", "websockets"]
     assert top_level == ["spectator_client"]
-    assert {"__init__.py", "stream.py", "integrations/__init__.py"} <= sources
+    assert {"__init__.py", "stream.py", "integrations/__init__.py", "integrations/gymnasium.py"} <= sources
+    # The integrations' libraries are extras: pip install "./spectator_client[gymnasium]".
+    assert sorted(extras) == ["gymnasium", "images", "sb3"]
+    assert any(r.startswith("stable-baselines3") for r in extras["sb3"])

@@ -188,3 +188,20 @@ def test_a_bad_token_stops_the_sender_without_blocking(spectator_server, unique)
     stream.log_metrics(episode=2)
     assert stream.close(timeout=1) is False
     assert stream.stats()["dropped_metrics"] == 2
+
+
+def test_a_status_waits_for_what_was_logged_before_it(spectator_server, unique):
+    # "completed" closes the session to ingest: sent ahead of the last points, it would lose them.
+    training_id = unique()
+    stream = SpectatorStream(training_id, spectator_server.url, spectator_server.tokens["alice"])
+    stream.set_status("running")
+    for episode in range(1, 51):
+        stream.log_metrics(episode=episode, current_reward=float(episode))
+        stream.log_decision([0.5, 0.5], step=episode)
+    stream.set_status("completed", "done")
+    assert stream.close(timeout=30)
+    stats = stream.stats()
+    assert (stats["sent_metrics"], stats["sent_decisions"], stats["sent_statuses"], stats["dropped"]) == (50, 50, 2, 0)
+    assert [p["episode"] for p in stored_points(spectator_server, training_id)] == list(range(1, 51))
+    with spectator_server.api("alice") as api:
+        assert api.get(f"sessions/{training_id}/").json()["status"] == "completed"

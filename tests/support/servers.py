@@ -16,6 +16,12 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
+# End-to-end tests join and request many times a second; the throttles have their own tests.
+RELAXED_THROTTLES = {
+    "SPECTATOR_THROTTLE_JOIN": "100000/min",
+    "SPECTATOR_THROTTLE_USER": "1000000/min",
+    "SPECTATOR_THROTTLE_ANON": "100000/min",
+}
 
 
 def free_port() -> int:

@@ -356,3 +356,12 @@ def can_view_training_session(visitor: Visitor, training_session: TrainingSessio
         room__training_session=training_session,
         room__status__in=Room.LIVE_STATUSES,
     ).exists()
+
+
+def join_preview(room: Room, visitor: Visitor) -> JoinDecision:
+    """What joining ``room`` would decide for ``visitor`` now, before any password is typed.
+
+    Pages use it to open on the right screen (password prompt, approval request, refusal);
+    it writes nothing, so the join itself (``services.room_join``) still decides.
+    """
+    return decide_join(join_facts(room, visitor))

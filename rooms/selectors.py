@@ -1,17 +1,27 @@
 """Every read of rooms that a view, consumer, page or export needs."""
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
+from metrics.models import MetricPoint
 from rooms.models import AccessLevel, Ban, Invitation, JoinRequest, Room, Spectator
 
 PUBLICLY_LISTED_LEVELS = (AccessLevel.PUBLIC, AccessLevel.PASSWORD)
+
+
+def _latest_point(field: str) -> Subquery:
+    """``field`` of the newest metric point of the room's training session (what it trains now)."""
+    latest = MetricPoint.objects.filter(training_session_id=OuterRef("training_session_id")).order_by("-id")
+    return Subquery(latest.values(field)[:1])
 
 
 def _with_counts(rooms: QuerySet) -> QuerySet:
     return rooms.select_related("training_session", "creator").annotate(
         present_count=Count("spectators", filter=Q(spectators__left_at__isnull=True), distinct=True),
         pending_count=Count("join_requests", filter=Q(join_requests__status=JoinRequest.Status.PENDING), distinct=True),
+        latest_episode=_latest_point("episode"),
+        latest_total_episodes=_latest_point("total_episodes"),
+        latest_algorithm=_latest_point("algorithm"),
     )
 
 
@@ -37,6 +47,20 @@ def room_get_by_ref(ref: str) -> Room | None:
 
     rooms = Room.objects.select_related("training_session", "creator").filter(room_lookup_q(ref))
     return rooms.filter(status__in=Room.LIVE_STATUSES).first() or rooms.order_by("-created_at").first()
+
+
+def room_progress(room: Room) -> dict:
+    """What a room's training is at: its newest point's episode of how many, and the algorithm.
+
+    Needs a room from these selectors (the ``latest_*`` annotations); the training session's
+    own ``total_episodes`` and ``algorithm`` stand in for what its points leave out.
+    """
+    session = room.training_session
+    return {
+        "episode": getattr(room, "latest_episode", None),
+        "total_episodes": getattr(room, "latest_total_episodes", None) or session.total_episodes,
+        "algorithm": getattr(room, "latest_algorithm", None) or session.algorithm,
+    }
 
 
 def room_get_with_counts(room: Room) -> Room:

@@ -6,6 +6,7 @@ in-memory layer. ``DATABASE_URL`` (PostgreSQL) and ``REDIS_URL`` switch to the r
 
 import os
 import secrets
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -67,6 +68,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "spectator_site.middleware.SecurityHeadersMiddleware",
+    # Static files (our ES modules, CSS and the npm-installed chart library) without a CDN.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -152,7 +155,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "my-home"
+LOGOUT_REDIRECT_URL = "lobby"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -160,8 +165,21 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+# Only an optional collectstatic fills it; WhiteNoise serves from the finders without it (but
+# expects the folder to exist).
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", DATA_DIR / "staticfiles"))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+# uPlot, installed from npm with the lockfile (package-lock.json) by ./run and ./test.
+UPLOT_DIST = BASE_DIR / "node_modules" / "uplot" / "dist"
+if UPLOT_DIST.is_dir():
+    STATICFILES_DIRS.append(("vendor/uplot", UPLOT_DIST))
+# WhiteNoise serves straight from the finders: no collectstatic step for ./run.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+# WhiteNoise's file responses are sync iterators; under ASGI Django streams them through a
+# thread (fine for our few small files) and warns about it on every request.
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", DATA_DIR / "media"))
 
 # --- Security headers --------------------------------------------------------------------

@@ -1,7 +1,8 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.http import JsonResponse
-from django.views.defaults import page_not_found
 from django.urls import include, path
+from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from spectator_site.health import healthz
@@ -18,6 +19,9 @@ urlpatterns = [
     ),
     path("api/v1/", include("rooms.api.urls")),
     path("api/v1/", include("metrics.api.urls")),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("rooms.urls")),
 ]
 
 

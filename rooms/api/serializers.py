@@ -1,7 +1,8 @@
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from rooms import access
+from rooms import access, selectors
 from rooms.models import AccessLevel, Ban, Invitation, JoinRequest, Room, Spectator, SpectatorMode
 
 # --- Input -------------------------------------------------------------------------------------
@@ -190,6 +191,12 @@ class TrainingSessionSummarySerializer(serializers.Serializer):
     status = serializers.CharField()
 
 
+class RoomProgressSerializer(serializers.Serializer):
+    episode = serializers.IntegerField(allow_null=True)
+    total_episodes = serializers.IntegerField(allow_null=True)
+    algorithm = serializers.CharField(allow_blank=True)
+
+
 class RoomSerializer(serializers.Serializer):
     """A room as the caller may see it; managers also see who is allowed, banned and waiting."""
 
@@ -210,6 +217,9 @@ class RoomSerializer(serializers.Serializer):
     current_spectators = serializers.SerializerMethodField()
     can_manage = serializers.SerializerMethodField()
     pending_requests = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField(
+        help_text="What the training is at: the newest metric point's episode, of how many, and the algorithm."
+    )
 
     def _user(self):
         request = self.context.get("request")
@@ -253,6 +263,10 @@ class RoomSerializer(serializers.Serializer):
             return None
         pending = getattr(room, "pending_count", None)
         return pending if pending is not None else room.join_requests.filter(status=JoinRequest.Status.PENDING).count()
+
+    @extend_schema_field(RoomProgressSerializer)
+    def get_progress(self, room) -> dict:
+        return selectors.room_progress(room)
 
 
 class RoomCreatedSerializer(RoomSerializer):

@@ -81,18 +81,22 @@ def server_template(tmp_path_factory) -> tuple[Path, dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def make_server(server_template, tmp_path_factory):
-    """Make (not start) a server on a fresh copy of the template database; stops them all at the end."""
+    """Make (not start) a server on a fresh copy of the template database; stops them all at the end.
+
+    ``make(server="uvicorn", SOME_SETTING="…")`` picks the server and adds to its environment.
+    """
     template_dir, tokens = server_template
     servers: list[Server] = []
 
-    def make() -> Server:
+    def make(*, server: str = "daphne", **env_overrides: str) -> Server:
         data_dir = tmp_path_factory.mktemp("spectator-server")
         for item in template_dir.iterdir():
             if item.is_file():
                 shutil.copy2(item, data_dir / item.name)
-        server = Server(data_dir, dict(tokens), ServerProcess(server_env(data_dir, **RELAXED_THROTTLES)))
-        servers.append(server)
-        return server
+        env = server_env(data_dir, **{**RELAXED_THROTTLES, **env_overrides})
+        made = Server(data_dir, dict(tokens), ServerProcess(env, server=server))
+        servers.append(made)
+        return made
 
     yield make
     for server in servers:

@@ -107,7 +107,8 @@ for chunk in response.streaming_content:
     lines += chunk.count(b"\\n")
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(orjson.dumps({"seconds": seconds, "bytes": size, "lines": lines, "baseline_kb": baseline, "peak_kb": peak}).decode())
+result = {"seconds": seconds, "bytes": size, "lines": lines, "baseline_kb": baseline, "peak_kb": peak}
+print(orjson.dumps(result).decode())
 """
 
 

@@ -31,13 +31,31 @@ def session_group_name(training_session_id: str) -> str:
 def metrics_data(point: dict) -> dict:
     """A point's MetricsData as spectators see it (seed fields, extra, decision fields)."""
     data = {name: point.get(name) for name in METRICS_DATA_FIELDS}
-    data["extra"] = point.get("extra") or {}
-    decision = point.get("decision") or {}
+    # Custom scalars and decision values are floats by validation; read back from
+    # PostgreSQL's jsonb a huge one comes as an integer (1e308 as 1 and 308 zeros).
+    data["extra"] = {key: float(value) for key, value in (point.get("extra") or {}).items()}
+    decision = decision_floats(point.get("decision")) or {}
     for name in DECISION_FIELDS:
         data[name] = decision.get(name)
     data["stream"] = point.get("stream")
     data["seq"] = point.get("seq")
     return data
+
+
+def decision_floats(decision: dict | None) -> dict | None:
+    """A stored decision with its numbers as floats again (the selected action keeps its type)."""
+    if not decision:
+        return decision
+    out = dict(decision)
+    for name in ("action_probabilities", "state_values", "q_values"):
+        value = out.get(name)
+        if isinstance(value, dict):
+            out[name] = {key: float(item) for key, item in value.items()}
+        elif isinstance(value, list):
+            out[name] = [float(item) for item in value]
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = float(value)
+    return out
 
 
 def training_metrics(point: dict) -> dict:

@@ -25,6 +25,13 @@ class TrainingSession(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     # Names of the custom scalars (MetricsData.extra) seen so far: each gets a graph.
     extra_keys = models.JSONField(default=list, blank=True)
+    # Trend analysis of current_reward (metrics.trends), kept up to date by ingest so a batch
+    # never re-reads the history: the best reward so far, the plateau the reward is on (if
+    # any, since the episode of its last real improvement), and the detector's running state.
+    best_reward = models.FloatField(null=True, blank=True)
+    best_reward_episode = models.BigIntegerField(null=True, blank=True)
+    plateau_since_episode = models.BigIntegerField(null=True, blank=True)
+    trend = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -68,7 +75,10 @@ class MetricPoint(models.Model):
         "memory_usage_mb",
     )
 
-    training_session = models.ForeignKey(TrainingSession, on_delete=models.CASCADE, related_name="metric_points")
+    # Indexed with ``id`` (Meta.indexes), which serves the foreign key as well.
+    training_session = models.ForeignKey(
+        TrainingSession, on_delete=models.CASCADE, related_name="metric_points", db_index=False
+    )
     stream = models.CharField(max_length=64)
     seq = models.BigIntegerField()
     timestamp = models.FloatField(help_text="Seconds since the epoch, as the trainer reported it.")
@@ -99,6 +109,9 @@ class MetricPoint(models.Model):
             models.UniqueConstraint(fields=["training_session", "stream", "seq"], name="metric_point_unique_seq")
         ]
         indexes = [
+            # A session's points in stored order (history, backfill, exports) without a sort,
+            # whatever else the table holds.
+            models.Index(fields=["training_session", "id"]),
             models.Index(fields=["training_session", "episode"]),
             models.Index(fields=["training_session", "timestamp"]),
         ]

@@ -15,6 +15,7 @@ from metrics.events import (
     training_status,
 )
 from metrics.models import MetricPoint, TrainingSession
+from metrics.trends import TrendConfig, TrendState, trend_update
 
 
 def _generated_id(name: str) -> str:
@@ -72,7 +73,9 @@ def metric_points_append(*, training_session: TrainingSession, points: list[dict
     """Persist validated metric points in bulk, then publish the new ones once, after commit.
 
     Points whose ``(stream, seq)`` is already stored (a retried batch) are skipped, so a
-    retry never stores a point twice. New custom scalars extend the session's graphs.
+    retry never stores a point twice. New custom scalars extend the session's graphs. The
+    new points feed the session's trend analysis; a new best reward, or a plateau starting
+    or ending, becomes a ``training_status`` note after the points.
     Raises ``ValidationError`` (field ``training_session_id``) once the session is no longer
     open: an ingest socket outlives the check made when it connected.
     """
@@ -80,7 +83,11 @@ def metric_points_append(*, training_session: TrainingSession, points: list[dict
         return AppendResult(accepted=0, duplicates=0, last_seq=None)
     with transaction.atomic():
         open_statuses = (TrainingSession.Status.RUNNING, TrainingSession.Status.PAUSED)
-        if not TrainingSession.objects.filter(pk=training_session.pk, status__in=open_statuses).exists():
+        # Locked: concurrent batches of one session update its trend state one after the other.
+        current = (
+            TrainingSession.objects.select_for_update().filter(pk=training_session.pk, status__in=open_statuses).first()
+        )
+        if current is None:
             raise ValidationError({"training_session_id": "This training session is closed."})
         fresh = _points_not_stored(training_session, points)
         _metric_points_insert(training_session.pk, fresh)
@@ -88,6 +95,7 @@ def metric_points_append(*, training_session: TrainingSession, points: list[dict
         items = metric_items(fresh)
         if new_keys is not None:
             items.insert(0, control_item(graph_config_message(new_keys)))
+        items.extend(control_item(note) for note in _trend_notes(current, fresh))
         publish_stream_after_commit(training_session.pk, items)
     return AppendResult(
         accepted=len(fresh), duplicates=len(points) - len(fresh), last_seq=max(point["seq"] for point in points)
@@ -215,6 +223,34 @@ def _extra_keys_extend(training_session: TrainingSession, points: list[dict]) ->
     locked.save(update_fields=["extra_keys", "updated_at"])
     training_session.extra_keys = keys
     return keys
+
+
+# TrendState fields kept in their own TrainingSession columns; the rest live in ``trend``.
+_TREND_COLUMNS = {
+    "best_reward": "best_reward",
+    "best_reward_episode": "best_reward_episode",
+    "plateau_since": "plateau_since_episode",
+}
+
+
+def _trend_notes(training_session: TrainingSession, points: list[dict]) -> list[dict]:
+    """Feed the points' rewards to the session's trend state, save it, and return its notes.
+
+    ``training_session`` is the row locked for this batch.
+    """
+    rewards = [(p["episode"], p["timestamp"], p["current_reward"]) for p in points if p["current_reward"] is not None]
+    if not rewards:
+        return []
+    stored = {**training_session.trend}
+    stored.update({name: getattr(training_session, column) for name, column in _TREND_COLUMNS.items()})
+    state, events = trend_update(TrendState.from_dict(stored), rewards, TrendConfig.from_settings())
+    values = state.to_dict()
+    update = {column: values.pop(name) for name, column in _TREND_COLUMNS.items()}
+    update["trend"] = values
+    TrainingSession.objects.filter(pk=training_session.pk).update(**update)
+    for column, value in update.items():
+        setattr(training_session, column, value)
+    return [training_status(training_session, message=event.message(), trend=event.to_dict()) for event in events]
 
 
 @transaction.atomic

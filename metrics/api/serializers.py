@@ -1,6 +1,14 @@
+import math
+from datetime import UTC
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from metrics.exports import export_fields_allowed
 from metrics.models import TrainingSession, training_session_id_validator
+from metrics.selectors import PointWindow, series_name_resolve
 
 
 class TrainingSessionCreateInputSerializer(serializers.Serializer):
@@ -41,3 +49,137 @@ class StatusInputSerializer(serializers.Serializer):
 class MetricPointSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     data = serializers.DictField()
+
+
+# --- History and export query parameters ------------------------------------------------------
+
+
+@extend_schema_field({"oneOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]})
+class TimestampField(serializers.Field):
+    """Seconds since the epoch, or an ISO 8601 date-time (UTC unless it names a zone)."""
+
+    default_error_messages = {"invalid": "Give seconds since the epoch or an ISO 8601 date-time."}
+
+    def to_internal_value(self, data):
+        text = str(data).strip()
+        try:
+            value = float(text)
+        except ValueError:
+            try:
+                moment = parse_datetime(text)
+            except ValueError:
+                moment = None
+            if moment is None:
+                self.fail("invalid")
+            if timezone.is_naive(moment):
+                moment = moment.replace(tzinfo=UTC)
+            return moment.timestamp()
+        if not math.isfinite(value):
+            self.fail("invalid")
+        return value
+
+    def to_representation(self, value):
+        return value
+
+
+class PointWindowQuerySerializer(serializers.Serializer):
+    episode_from = serializers.IntegerField(required=False, min_value=0, max_value=2**62)
+    episode_to = serializers.IntegerField(required=False, min_value=0, max_value=2**62)
+    time_from = TimestampField(required=False)
+    time_to = TimestampField(required=False)
+    visitor_token = serializers.CharField(required=False, allow_blank=True)
+
+    def validate(self, attrs):
+        for start, end in (("episode_from", "episode_to"), ("time_from", "time_to")):
+            if attrs.get(start) is not None and attrs.get(end) is not None and attrs[end] < attrs[start]:
+                raise serializers.ValidationError({end: [f"Must not be before {start}."]})
+        return attrs
+
+    def window(self) -> PointWindow:
+        data = self.validated_data
+        return PointWindow(
+            episode_from=data.get("episode_from"),
+            episode_to=data.get("episode_to"),
+            time_from=data.get("time_from"),
+            time_to=data.get("time_to"),
+        )
+
+
+def _names(value: str) -> list[str]:
+    """Comma-separated names, stripped, without repeats, in order."""
+    return list(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
+
+
+class HistoryQuerySerializer(PointWindowQuerySerializer):
+    """Needs ``context["training_session"]``: custom scalar names are the session's own."""
+
+    MAX_METRICS = 16
+
+    metrics = serializers.CharField(
+        help_text="Comma-separated: seed fields (current_reward, loss_value, ...) and custom scalars "
+        "(their name, or extra.<name>)."
+    )
+    x = serializers.ChoiceField(choices=["episode", "time"], default="episode")
+    points = serializers.IntegerField(min_value=2, max_value=10_000, default=1000)
+    smooth = serializers.FloatField(required=False)
+
+    def validate_metrics(self, value):
+        names = _names(value)
+        if not names:
+            raise serializers.ValidationError("Name at least one metric.")
+        if len(names) > self.MAX_METRICS:
+            raise serializers.ValidationError(f"At most {self.MAX_METRICS} metrics.")
+        session = self.context["training_session"]
+        unknown = [name for name in names if series_name_resolve(name, session.extra_keys) is None]
+        if unknown:
+            raise serializers.ValidationError(f"Unknown metric: {', '.join(unknown)}.")
+        return names
+
+    def validate_smooth(self, value):
+        if not (math.isfinite(value) and 0 < value <= 1):
+            raise serializers.ValidationError("The EMA weight of a new point: above 0, at most 1.")
+        return value
+
+
+class ExportQuerySerializer(PointWindowQuerySerializer):
+    """Needs ``context["training_session"]``; ``fields`` (a name DRF serializers keep) is added below."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["fields"] = serializers.CharField(
+            required=False,
+            help_text="Comma-separated field names, in the order wanted: seed fields, stream, seq, extra, "
+            "extra.<name>, decision fields. Default: all.",
+        )
+        return fields
+
+    def validate_fields(self, value):
+        names = _names(value)
+        if not names:
+            raise serializers.ValidationError("Name at least one field.")
+        allowed = set(export_fields_allowed(self.context["training_session"]))
+        unknown = [name for name in names if name not in allowed]
+        if unknown:
+            raise serializers.ValidationError(f"Unknown field: {', '.join(unknown)}.")
+        return names
+
+
+class MetricSeriesSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Points in range with a value for this metric.")
+    data = serializers.ListField(child=serializers.ListField(), help_text="[[x, y], ...], x ascending.")
+    smoothed = serializers.ListField(child=serializers.ListField(), required=False)
+    new_best = serializers.ListField(child=serializers.ListField(), required=False)
+
+
+class MetricHistorySerializer(serializers.Serializer):
+    """Documentation of the history response."""
+
+    training_session_id = serializers.CharField()
+    x = serializers.ChoiceField(choices=["episode", "time"])
+    count = serializers.IntegerField(help_text="Points in range.")
+    points = serializers.IntegerField(help_text="At most this many points a series.")
+    downsampled = serializers.BooleanField()
+    x_range = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+    smooth = serializers.FloatField(allow_null=True)
+    series = serializers.DictField(child=MetricSeriesSerializer())
+    trend = serializers.DictField()

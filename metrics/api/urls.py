@@ -4,6 +4,15 @@ from metrics.api import views
 
 urlpatterns = [
     path("sessions/", views.TrainingSessionListCreateApi.as_view(), name="training-session-list"),
+    # Downloads: explicit suffix paths (DESIGN.md section 5), listed before the session's own routes.
+    *(
+        path(
+            f"sessions/<str:training_session_id>/metrics.{export_format}",
+            views.MetricExportApi.as_view(export_format=export_format),
+            name=f"metric-export-{export_format}",
+        )
+        for export_format in ("csv", "json", "ndjson")
+    ),
     path(
         "sessions/<str:training_session_id>/", views.TrainingSessionDetailApi.as_view(), name="training-session-detail"
     ),
@@ -16,4 +25,5 @@ urlpatterns = [
     path("sessions/<str:training_session_id>/frames/", views.FrameIngestApi.as_view(), name="frames-ingest"),
     path("sessions/<str:training_session_id>/status/", views.TrainingStatusApi.as_view(), name="training-status"),
     path("sessions/<str:training_session_id>/metrics/", views.MetricHistoryApi.as_view(), name="metric-history"),
+    path("sessions/<str:training_session_id>/history/", views.MetricSeriesApi.as_view(), name="metric-series"),
 ]

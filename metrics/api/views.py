@@ -1,18 +1,30 @@
-"""Training session API: sessions, ingest (metrics, decisions, frames, status) and history."""
+"""Training session API: sessions, ingest (metrics, decisions, frames, status), history and exports."""
 
+from collections.abc import Iterator
+
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
+from django.http import StreamingHttpResponse
+from django.utils.http import content_disposition_header
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, status
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import BaseParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from metrics import selectors, services
+from metrics import exports, selectors, services
 from metrics.api.serializers import (
+    ExportQuerySerializer,
+    HistoryQuerySerializer,
     IngestInputSerializer,
     IngestResultSerializer,
+    MetricHistorySerializer,
     MetricPointSerializer,
     StatusInputSerializer,
     TrainingSessionCreateInputSerializer,
@@ -164,6 +176,18 @@ class TrainingStatusApi(APIView):
         return Response(TrainingSessionSerializer(session).data)
 
 
+def _get_viewable(request, training_session_id) -> TrainingSession:
+    """The session if the caller may watch it (owner, staff, admitted spectator); else 404."""
+    session = TrainingSession.objects.filter(pk=training_session_id).first()
+    visitor, _token = visitor_from_request(request, request.query_params.get("visitor_token", ""))
+    if session is None or not access.can_view_training_session(visitor, session):
+        raise NotFound("No such training session.")
+    return session
+
+
+VISITOR_TOKEN = OpenApiParameter("visitor_token", str, description="Anonymous spectators: the token from the join.")
+
+
 class MetricHistoryApi(APIView):
     permission_classes = [permissions.AllowAny]
 
@@ -171,16 +195,13 @@ class MetricHistoryApi(APIView):
         parameters=[
             OpenApiParameter("after_id", int, description="Only points stored after this id (backfill)."),
             OpenApiParameter("limit", int, description="At most this many points (1-5000, default 1000)."),
-            OpenApiParameter("visitor_token", str, description="Anonymous spectators: the token from the join."),
+            VISITOR_TOKEN,
         ],
         responses={200: MetricPointSerializer(many=True), **ERRORS},
     )
     def get(self, request, training_session_id):
         """Stored metric points after an id, oldest first; for owners and admitted spectators."""
-        session = TrainingSession.objects.filter(pk=training_session_id).first()
-        visitor, _token = visitor_from_request(request, request.query_params.get("visitor_token", ""))
-        if session is None or not access.can_view_training_session(visitor, session):
-            raise NotFound("No such training session.")
+        session = _get_viewable(request, training_session_id)
         numbers = {}
         for name, default in (("after_id", 0), ("limit", 1000)):
             try:
@@ -192,3 +213,98 @@ class MetricHistoryApi(APIView):
             raise ValidationError({"limit": ["Between 1 and 5000."]})
         rows = selectors.metric_points_after(session.pk, after_id=max(0, after_id), limit=limit)
         return Response([{"id": row["id"], "data": metrics_data(row)} for row in rows])
+
+
+class MetricSeriesApi(APIView):
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(parameters=[HistoryQuerySerializer], responses={200: MetricHistorySerializer, **ERRORS})
+    def get(self, request, training_session_id):
+        """Curves of chosen metrics over any episode or time range, downsampled to ``points``.
+
+        Every bucket's min and max survive, so spikes show; ``smooth`` adds each curve's EMA,
+        and ``current_reward`` carries its 'new best' markers. For owners and admitted spectators.
+        """
+        session = _get_viewable(request, training_session_id)
+        query = HistoryQuerySerializer(data=request.query_params, context={"training_session": session})
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        return Response(
+            selectors.metric_history(
+                session,
+                metrics=data["metrics"],
+                x=data["x"],
+                window=query.window(),
+                points=data["points"],
+                smooth=data.get("smooth"),
+            )
+        )
+
+
+class FirstRendererNegotiation(BaseContentNegotiation):
+    """Errors of a download answer in the API's JSON whatever the client accepts (no 406)."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class MetricExportApi(APIView):
+    permission_classes = [permissions.AllowAny]
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = FirstRendererNegotiation
+    export_format = "csv"
+
+    @extend_schema(
+        parameters=[ExportQuerySerializer],
+        responses={(200, media_type): OpenApiTypes.BINARY for media_type in exports.FORMATS.values()} | ERRORS,
+    )
+    def get(self, request, training_session_id):
+        """Download a session's metric history (CSV, JSON or NDJSON by the path), streamed.
+
+        Filter by episode and time range and pick fields; for owners and admitted spectators.
+        """
+        session = _get_viewable(request, training_session_id)
+        query = ExportQuerySerializer(data=request.query_params, context={"training_session": session})
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        layout = exports.ExportLayout(
+            tuple(data.get("fields") or exports.export_fields_default(session, self.export_format))
+        )
+        chunks = selectors.metric_point_chunks(session.pk, window=query.window(), columns=layout.columns)
+        filename = exports.export_filename(
+            session, self.export_format, episode_from=data.get("episode_from"), episode_to=data.get("episode_to")
+        )
+        return streaming_download(
+            request,
+            exports.FORMATTERS[self.export_format](chunks, layout),
+            content_type=exports.FORMATS[self.export_format],
+            filename=filename,
+        )
+
+
+def streaming_download(request, chunks: Iterator[bytes], *, content_type: str, filename: str) -> StreamingHttpResponse:
+    """Stream ``chunks`` as an attachment without ever holding the whole body.
+
+    Under ASGI, Django would collect a synchronous iterator into a list before sending it,
+    so there each chunk is produced in the request's sync thread and handed over one by one.
+    """
+    if isinstance(getattr(request, "_request", request), ASGIRequest):
+        content = _chunks_async(chunks)
+    else:
+        content = chunks
+    response = StreamingHttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+async def _chunks_async(chunks: Iterator[bytes]):
+    next_chunk = sync_to_async(next, thread_sensitive=True)
+    try:
+        while (chunk := await next_chunk(chunks, None)) is not None:
+            yield chunk
+    finally:
+        await sync_to_async(chunks.close, thread_sensitive=True)()

@@ -205,15 +205,16 @@ async def publish_spectator(ws_url: str, token: str, session_id: str, rate: floa
 
 
 async def publish_bare(ws_url: str, rate: float, total: int) -> None:
-    from metrics.events import graph_update, training_metrics
+    # The same two messages Spectator sends per point (metrics.graphs needs no Django).
+    from metrics.graphs import graph_points
 
     async with websockets.connect(f"{ws_url}/pub") as ws:
 
         async def send_batch(lo: int, hi: int) -> None:
             for s in range(lo, hi):
-                p = {**point(s), "extra": {}, "decision": None}
-                await ws.send(orjson.dumps(training_metrics(p)).decode())
-                await ws.send(orjson.dumps(graph_update(p)).decode())
+                p = {**point(s), "extra": {}}
+                await ws.send(orjson.dumps({"type": "training_metrics", "data": p}).decode())
+                await ws.send(orjson.dumps({"type": "graph_update", "graphs": graph_points(p)}).decode())
 
         await paced(rate, total, send_batch)
 

@@ -21,8 +21,8 @@ from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, Validat
 from metrics import selectors as metric_selectors
 from metrics.events import graph_config_message, metrics_data
 from rooms import access, events, selectors, services
-from rooms.access import AccessRefused, Refusal, RoomNotFound, Visitor
-from rooms.api.views import ANON_SESSION_KEY
+from rooms.access import AccessRefused, Refusal, RoomNotFound
+from rooms.api.views import session_visitor
 from rooms.hub import get_hub
 from rooms.models import JoinRequest, Spectator
 from rooms.tickets import InvalidTicket, ticket_read
@@ -116,7 +116,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             spectator = services.room_reconnect(room=room, spectator_id=parsed.spectator_id)
         else:
             room = access.room_get_visible(code, user)
-            visitor = self._session_visitor(user)
+            visitor = session_visitor(user, self.scope.get("session"))
             spectator = access.current_spectator(room, visitor)
             if spectator is not None:
                 spectator = services.room_reconnect(room=room, spectator_id=spectator.pk)
@@ -126,13 +126,6 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 raise _NeedsTicket("Join the room first (POST /api/v1/rooms/<code>/join/) and connect with its ticket.")
         manager = spectator.user_id is not None and access.can_manage_room(spectator.user, room)
         return room, spectator, manager
-
-    def _session_visitor(self, user) -> Visitor:
-        if user is not None and user.is_authenticated:
-            return Visitor(user=user)
-        session = self.scope.get("session")
-        token = session.get(ANON_SESSION_KEY) if session is not None else None
-        return Visitor(anon_key=services.anon_key_for(token)) if token else Visitor()
 
     def _snapshot(self) -> list[dict]:
         room = self.room

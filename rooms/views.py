@@ -16,7 +16,7 @@ from metrics.models import TrainingSession
 from metrics.selectors import training_session_list_for_user
 from rooms import access, selectors, services
 from rooms.access import Refusal, RoomNotFound, Verdict, Visitor
-from rooms.api.views import ANON_SESSION_KEY
+from rooms.api.views import session_visitor
 from rooms.codes import room_code_is_valid, room_code_normalize
 from rooms.forms import RoomCreateForm
 
@@ -35,10 +35,7 @@ INITIAL_SCREENS = {
 
 def page_visitor(request) -> Visitor:
     """The signed-in user, or the anonymous browser the join API already knows (never creates one)."""
-    if request.user.is_authenticated:
-        return Visitor(user=request.user)
-    token = request.session.get(ANON_SESSION_KEY)
-    return Visitor(anon_key=services.anon_key_for(token)) if token else Visitor()
+    return session_visitor(request.user, request.session)
 
 
 def room_missing(request, code: str):

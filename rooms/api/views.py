@@ -50,6 +50,14 @@ def visitor_from_request(request, visitor_token: str = "") -> tuple[Visitor, str
     return Visitor(anon_key=services.anon_key_for(token)), token
 
 
+def session_visitor(user, session) -> Visitor:
+    """The signed-in user, or the anonymous browser its session already knows (never creates one)."""
+    if user is not None and user.is_authenticated:
+        return Visitor(user=user)
+    token = session.get(ANON_SESSION_KEY) if session is not None else None
+    return Visitor(anon_key=services.anon_key_for(token)) if token else Visitor()
+
+
 def websocket_url(request, room_code: str, ticket: str) -> str:
     scheme = "wss" if request.is_secure() else "ws"
     return f"{scheme}://{request.get_host()}/ws/rooms/{room_code}/?ticket={ticket}"

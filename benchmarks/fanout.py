@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -57,56 +58,151 @@ def _worker(urls: list[str], origin: str | None, warmup_seq: int, last_seq: int,
     asyncio.run(_worker_main(urls, origin, warmup_seq, last_seq, ready, go, results))
 
 
+class _Spectator(asyncio.Protocol):
+    """A minimal WebSocket client: one handshake, then unmasked server frames parsed in bulk.
+
+    The `websockets` client costs ~30 µs of Python a message; with a thousand of them on two
+    cores the clients, not the server, set the ceiling. This one slices frames out of each
+    TCP read and parses only what it measures, so more of the machine is left to the server.
+    Same client for both servers.
+    """
+
+    def __init__(self, request: bytes, tally) -> None:
+        self.request = request
+        self.tally = tally
+        self.buffer = bytearray()
+        self.upgraded = False
+        self.opened = asyncio.get_running_loop().create_future()
+        self.transport = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.write(self.request)
+
+    def connection_lost(self, exc) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError(f"closed during handshake: {exc!r}"))
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        if not self.upgraded:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            status = bytes(buffer[:end]).split(b"\r\n", 1)[0]
+            del buffer[: end + 4]
+            if b" 101 " not in status:
+                self.opened.set_exception(ConnectionError(status.decode(errors="replace")))
+                self.transport.close()
+                return
+            self.upgraded = True
+            self.opened.set_result(None)
+        offset = 0
+        size = len(buffer)
+        tally = self.tally
+        while size - offset >= 2:
+            opcode = buffer[offset] & 0x0F
+            length = buffer[offset + 1] & 0x7F
+            start = offset + 2
+            if length == 126:
+                if size - offset < 4:
+                    break
+                length = int.from_bytes(buffer[offset + 2 : offset + 4], "big")
+                start = offset + 4
+            elif length == 127:
+                if size - offset < 10:
+                    break
+                length = int.from_bytes(buffer[offset + 2 : offset + 10], "big")
+                start = offset + 10
+            if size - start < length:
+                break
+            if opcode == 1:
+                tally(self, buffer, start, start + length)
+            elif opcode == 9:  # ping: answer with a masked pong (zero mask)
+                payload = bytes(buffer[start : start + length])
+                self.transport.write(bytes([0x8A, 0x80 | len(payload)]) + b"\0\0\0\0" + payload)
+            elif opcode == 8:
+                self.transport.close()
+            offset = start + length
+        if offset:
+            del buffer[:offset]
+
+
+def _handshake(url: str, origin: str | None) -> tuple[str, int, bytes]:
+    from base64 import b64encode
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: {parts.hostname}:{parts.port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {b64encode(os.urandom(16)).decode()}",
+        "Sec-WebSocket-Version: 13",
+    ]
+    if origin:
+        lines.append(f"Origin: {origin}")
+    return parts.hostname, parts.port, ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
 async def _worker_main(urls, origin, warmup_seq, last_seq, ready, go, results) -> None:
     counts = {"messages": 0, "points": 0, "first": None, "last": None}
     latencies: list[float] = []
     expected_points = last_seq - warmup_seq + 1
     done = asyncio.Event()
     complete = [0]
-
-    async def reader(url: str, opened: asyncio.Queue) -> None:
-        try:
-            ws = await websockets.connect(url, origin=origin, max_size=None, open_timeout=60)
-        except Exception as exc:  # noqa: BLE001
-            await opened.put(exc)
-            return
-        await opened.put(None)
-        points = 0
-        async for raw in ws:
-            now = time.time()
-            message = orjson.loads(raw)
-            kind = message.get("type")
-            if kind == "training_metrics":
-                seq, stamp = message["data"]["seq"], message["data"]["timestamp"]
-            elif kind == "graph_update" and message["graphs"]:
-                seq, stamp = None, message["graphs"][0]["timestamp"]
-            else:
-                continue
-            if stamp < go_time[0]:
-                continue
-            counts["messages"] += 1
-            counts["first"] = counts["first"] or now
-            counts["last"] = now
-            if counts["messages"] % 7 == 0:
-                latencies.append((now - stamp) * 1000)
-            if seq is not None and seq >= warmup_seq:
-                points += 1
-                counts["points"] += 1
-                if points == expected_points:
-                    complete[0] += 1
-                    if complete[0] == len(urls):
-                        done.set()
-        await ws.close()
-
+    points_of: dict[_Spectator, int] = {}
     go_time = [float("inf")]
-    opened: asyncio.Queue = asyncio.Queue()
-    tasks = []
-    for index, url in enumerate(urls):
-        tasks.append(asyncio.create_task(reader(url, opened)))
-        if index % 50 == 49:
-            await asyncio.sleep(0)
-    errors = [err for err in [await opened.get() for _ in urls] if err is not None]
-    ready.put((len(urls) - len(errors), [repr(e) for e in errors[:3]]))
+    metrics_marker = b'{"type":"training_metrics"'
+    update_marker = b'{"type":"graph_update"'
+
+    def tally(client, buffer, start, end) -> None:
+        head = buffer[start : start + 26]
+        is_metrics = head == metrics_marker
+        if not is_metrics and head[:22] != update_marker:
+            return
+        now = time.time()
+        counts["messages"] += 1
+        sample = counts["messages"] % 7 == 0
+        if not (is_metrics or sample):
+            counts["last"] = now
+            return
+        message = orjson.loads(bytes(buffer[start:end]))
+        if is_metrics:
+            seq, stamp = message["data"]["seq"], message["data"]["timestamp"]
+        elif message["graphs"]:
+            seq, stamp = None, message["graphs"][0]["timestamp"]
+        else:
+            return
+        if stamp < go_time[0]:
+            counts["messages"] -= 1
+            return
+        counts["first"] = counts["first"] or now
+        counts["last"] = now
+        if sample:
+            latencies.append((now - stamp) * 1000)
+        if seq is not None and seq >= warmup_seq:
+            counts["points"] += 1
+            points_of[client] = seen = points_of.get(client, 0) + 1
+            if seen == expected_points:
+                complete[0] += 1
+                if complete[0] == len(urls):
+                    done.set()
+
+    loop = asyncio.get_running_loop()
+    clients, errors = [], []
+    for url in urls:
+        host, port, request = _handshake(url, origin)
+        try:
+            _, client = await loop.create_connection(lambda r=request: _Spectator(r, tally), host, port)
+            await asyncio.wait_for(client.opened, 60)
+            clients.append(client)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+    ready.put((len(clients), [repr(e) for e in errors[:3]]))
     while not go.is_set():
         await asyncio.sleep(0.01)
     go_time[0] = go_start.value
@@ -114,8 +210,8 @@ async def _worker_main(urls, origin, warmup_seq, last_seq, ready, go, results) -
         await asyncio.wait_for(done.wait(), timeout=WARMUP_S + MEASURE_S + DRAIN_S + 30)
     except TimeoutError:
         pass
-    for task in tasks:
-        task.cancel()
+    for client in clients:
+        client.transport.close()
     results.put({**counts, "latencies": latencies})
 
 
@@ -251,14 +347,44 @@ def bare_server_main(port: int, ready) -> None:
 # --- one measured step ------------------------------------------------------------------------
 
 
-def measure(kind: str, urls, origin, rate: float, publish) -> dict:
+PROFILE_DIR = os.environ.get("FANOUT_PROFILE_DIR")
+
+
+def _profiler(pid: int | None, label: str):
+    """With FANOUT_PROFILE_DIR set: py-spy samples the server while the step is measured."""
+    if not (PROFILE_DIR and pid):
+        return None
+    out = Path(PROFILE_DIR) / f"{label}.txt"
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "-p",
+            str(pid),
+            "-d",
+            str(int(WARMUP_S + MEASURE_S)),
+            "-f",
+            "raw",
+            "-o",
+            str(out),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def measure(kind: str, urls, origin, rate: float, publish, server_pid: int | None = None) -> dict:
     warmup_seq = int(rate * WARMUP_S)
     total = int(rate * (WARMUP_S + MEASURE_S))
     procs, go, results, connected = run_clients(urls, origin, warmup_seq, total - 1)
     go_start.value = time.time()
     go.set()
+    profiler = _profiler(server_pid, f"{kind.split()[-1].strip('()')}-{len(urls)}-{rate:g}")
     asyncio.run(publish(rate, total))
     merged = collect(procs, results)
+    if profiler is not None:
+        profiler.wait()
     expected_points = (total - warmup_seq) * len(urls)
     elapsed = (merged["last"] - merged["first"]) if merged["first"] else float("nan")
     lat = merged["latencies"]
@@ -336,6 +462,7 @@ def run(sizes, rates_for, servers) -> list[dict]:
                         server.url,
                         rate,
                         lambda r, t, s=server, sid=session_id: publish_spectator(s.ws_url, token, sid, r, t),
+                        server.process.pid,
                     )
                 rows.append(row)
                 print(_fmt(row), flush=True)
@@ -404,6 +531,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100 spectators only, one rate")
     parser.add_argument("--servers", default="uvicorn,daphne", help="comma-separated: uvicorn, daphne")
+    parser.add_argument("--spectators", type=int, help="one room size only (with --rates)")
+    parser.add_argument("--rates", help="comma-separated metric points/s for --spectators")
     parser.add_argument(
         "--redis-layers",
         metavar="URL",
@@ -414,7 +543,10 @@ def main() -> None:
         rows = run_redis_layers(100, [100, 300], ["core", "pubsub"], args.redis_layers)
         write_section("Fan-out across processes (channels-redis layers)", report(rows))
         return
-    if args.quick:
+    if args.spectators:
+        rates = [float(r) for r in (args.rates or "10").split(",")]
+        rows = run([args.spectators], lambda n: rates, args.servers.split(","))
+    elif args.quick:
         rows = run([100], lambda n: [100], args.servers.split(","))
     else:
         rates = {100: [100, 300, 600], 1000: [10, 30, 60]}

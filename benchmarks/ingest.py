@@ -31,7 +31,7 @@ from tests.support.servers import ServerProcess, manage, server_env  # noqa: E40
 
 POINTS = 100_000
 BATCH = 1000
-DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/spectator_bench"
+DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/spectator_ingest_bench"
 
 
 def raw_point(seq: int) -> dict:
@@ -126,15 +126,16 @@ async def socket_path(server: ServerProcess, token: str) -> dict:
     return {"rate": POINTS / elapsed, "stored": accepted, "duplicates": again["duplicates"]}
 
 
-def postgres_reachable(url: str) -> bool:
+def postgres_fresh(url: str) -> bool:
+    """Create the benchmark's database afresh (dropped first: a big table slows inserts); False if unreachable."""
     try:
         import psycopg
 
         admin = url.rsplit("/", 1)[0] + "/postgres"
         with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
             name = url.rsplit("/", 1)[1]
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-                conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
         return True
     except Exception:  # noqa: BLE001 - any failure means: not here
         return False
@@ -143,7 +144,7 @@ def postgres_reachable(url: str) -> bool:
 def main() -> None:
     databases = [("SQLite", None)]
     postgres = os.environ.get("BENCH_DATABASE_URL", DEFAULT_POSTGRES)
-    if postgres_reachable(postgres):
+    if postgres_fresh(postgres):
         databases.append(("PostgreSQL", postgres))
     else:
         print(f"PostgreSQL not reachable at {postgres}; measuring SQLite only")

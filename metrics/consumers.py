@@ -19,7 +19,11 @@ from metrics import services
 from metrics.events import KIND_FRAME, apublish_stream, decision_items
 from metrics.ingest import IngestError, decisions_clean, frame_pack, frame_parse, metric_points_clean
 from metrics.models import TrainingSession
+from metrics.recorder import recorder
 from rooms import access
+from spectator_site.faults import RETRY_AFTER_SECONDS, database_errors
+from spectator_site.logging_context import LogContextConsumerMixin
+from spectator_site.observability import ingest_rejections
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +41,7 @@ def _bearer_token(scope) -> str:
     return ""
 
 
-class IngestConsumer(AsyncWebsocketConsumer):
+class IngestConsumer(LogContextConsumerMixin, AsyncWebsocketConsumer):
     channel_layer_alias = "__spectator_no_layer__"
 
     async def connect(self):
@@ -75,17 +79,20 @@ class IngestConsumer(AsyncWebsocketConsumer):
                 raise IngestError("message", f"At most {MAX_TEXT_MESSAGE} bytes.")
             try:
                 message = json.loads(text_data)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):  # RecursionError: nested past the decoder's limit
                 raise IngestError("message", "Not valid JSON.") from None
             if not isinstance(message, dict):
                 raise IngestError("message", "Must be a JSON object.")
             ref = message.get("ref")
             kind = message.get("type")
             if kind == "metrics":
-                points = metric_points_clean(message.get("points"), default_stream=str(message.get("stream") or ""))
+                with ingest_rejections(message.get("points")):
+                    points = metric_points_clean(message.get("points"), default_stream=str(message.get("stream") or ""))
                 result = await database_sync_to_async(services.metric_points_append)(
                     training_session=self.training_session, points=points
                 )
+                if result.accepted:
+                    await recorder.asubmit(self.training_session.pk, points=points)
                 await self._send_json(
                     {
                         "type": "ack",
@@ -95,12 +102,13 @@ class IngestConsumer(AsyncWebsocketConsumer):
                         "last_seq": result.last_seq,
                     }
                 )
-            elif kind == "decisions":
-                await apublish_stream(
-                    self.training_session.pk, decision_items(decisions_clean(message.get("decisions")))
-                )
-            elif kind == "decision":
-                await apublish_stream(self.training_session.pk, decision_items(decisions_clean([message], "decision")))
+            elif kind in ("decisions", "decision"):
+                if kind == "decisions":
+                    decisions = decisions_clean(message.get("decisions"))
+                else:
+                    decisions = decisions_clean([message], "decision")
+                await apublish_stream(self.training_session.pk, decision_items(decisions))
+                await recorder.asubmit(self.training_session.pk, decisions=decisions)
             elif kind == "status":
                 await database_sync_to_async(services.training_session_status_set)(
                     training_session=self.training_session,
@@ -121,6 +129,18 @@ class IngestConsumer(AsyncWebsocketConsumer):
             await self._send_json(
                 {"type": "error", "code": "invalid", "field": field, "message": messages[0], "ref": ref}
             )
+        except database_errors():
+            # Nothing of this message was stored (one transaction); the trainer resends it.
+            logger.warning("database unavailable during ingest for %s", self.training_session.pk, exc_info=True)
+            await self._send_json(
+                {
+                    "type": "error",
+                    "code": "unavailable",
+                    "message": "The database is unavailable for a moment; resend this message.",
+                    "retry_after": RETRY_AFTER_SECONDS,
+                    "ref": ref,
+                }
+            )
 
     async def _frame(self, data: bytes) -> None:
         try:
@@ -130,6 +150,13 @@ class IngestConsumer(AsyncWebsocketConsumer):
             return
         header["training_session_id"] = self.training_session.pk
         await apublish_stream(self.training_session.pk, [(KIND_FRAME, frame_pack(header, image))])
+        await recorder.asubmit(self.training_session.pk, frames=[(header, image)])
 
     async def _send_json(self, message: dict) -> None:
-        await self.send(text_data=json.dumps(message, separators=(",", ":")))
+        try:
+            await self.send(text_data=json.dumps(message, separators=(",", ":")))
+        except OSError:
+            # The trainer closed right after sending: its acknowledgement cannot go out, but
+            # the messages it sent before closing are still queued here and are processed
+            # (an exception here would end the consumer and drop them unread).
+            logger.debug("ingest socket for %s closed before our reply", self.scope["path"])

@@ -17,6 +17,7 @@ from django.db import transaction
 from metrics.graphs import graph_config, graph_points
 from metrics.ingest import DECISION_FIELDS
 from metrics.models import MetricPoint
+from spectator_site.observability import channel_layer_publish_failed
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ def publish_stream(training_session_id: str, items: list[tuple[str, str | bytes]
     except Exception:
         # Persisted points are safe in the history; spectators backfill from it.
         logger.exception("could not publish %d item(s) for %s", len(items), training_session_id)
+        channel_layer_publish_failed()
 
 
 async def apublish_stream(training_session_id: str, items: list[tuple[str, str | bytes]]) -> None:
@@ -135,19 +137,32 @@ async def apublish_stream(training_session_id: str, items: list[tuple[str, str |
         await layer.group_send(session_group_name(training_session_id), stream_envelope(training_session_id, items))
     except Exception:
         logger.exception("could not publish %d item(s) for %s", len(items), training_session_id)
+        channel_layer_publish_failed()
 
 
 def metric_items(points: list[dict]) -> list[tuple[str, str]]:
-    """Serialize each point's ``training_metrics`` and ``graph_update`` once, plus its decision."""
+    """Serialize a batch once: each point's ``training_metrics``, then one ``graph_update``
+    carrying the graph entries of every point in the batch, then the points' decisions.
+
+    One ``graph_update`` a batch, not one a point: its ``graphs`` list holds entries of any
+    number of points (each with its own timestamp and episode), and a spectator's message
+    count, the fan-out's cost, falls by almost half for a trainer that sends batches.
+    """
     items = []
+    graphs = []  # each point's entries, serialized at once (a batch's dicts never pile up)
+    decisions = []
     for point in points:
         items.append((KIND_METRICS, _dumps(training_metrics(point))))
-        items.append((KIND_METRICS, _dumps(graph_update(point))))
+        entries = graph_points(point)
+        if entries:
+            graphs.append(orjson.dumps(entries)[1:-1])
         decision = point.get("decision") or {}
         # As for a decision sent on its own: action probabilities or Q-values make one.
         if decision.get("action_probabilities") is not None or decision.get("q_values") is not None:
-            items.append((KIND_DECISION, _dumps(bot_decision(decision))))
-    return items
+            decisions.append((KIND_DECISION, _dumps(bot_decision(decision))))
+    if graphs:
+        items.append((KIND_METRICS, (b'{"type":"graph_update","graphs":[' + b",".join(graphs) + b"]}").decode()))
+    return items + decisions
 
 
 def decision_items(decisions: list[dict]) -> list[tuple[str, str]]:

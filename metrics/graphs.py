@@ -43,18 +43,24 @@ def graph_config(extra_keys=()) -> list[dict]:
     return graphs
 
 
+_GRAPH_METRICS = tuple((graph["graph_id"], tuple(graph["metrics"])) for graph in DEFAULT_GRAPHS)
+
+
 def graph_points(point: dict) -> list[dict]:
     """The ``graph_update`` entries one metric point adds (graphs with no value are left out)."""
     timestamp = point["timestamp"]
     episode = point["episode"]
+    get = point.get
     out = []
-    for graph in DEFAULT_GRAPHS:
-        values = {name: point.get(name) for name in graph["metrics"] if point.get(name) is not None}
+    for graph_id, names in _GRAPH_METRICS:
+        values = {}
+        for name in names:
+            value = get(name)
+            if value is not None:
+                values[name] = value
         if values:
-            out.append(
-                {"graph_id": graph["graph_id"], "timestamp": timestamp, "episode": episode, "data_points": values}
-            )
-    for key, value in (point.get("extra") or {}).items():
+            out.append({"graph_id": graph_id, "timestamp": timestamp, "episode": episode, "data_points": values})
+    for key, value in (get("extra") or {}).items():
         out.append(
             {
                 "graph_id": f"{CUSTOM_GRAPH_PREFIX}{key}",

@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
 training_session_id_validator = RegexValidator(
@@ -118,3 +118,81 @@ class MetricPoint(models.Model):
 
     def __str__(self):
         return f"{self.training_session_id} #{self.episode} ({self.stream}:{self.seq})"
+
+
+class RecordingPolicy(models.Model):
+    """What a training session records for replay and how much of it is kept.
+
+    A session without one records with the server's defaults (``SPECTATOR_RECORDING_*``).
+    """
+
+    class Mode(models.TextChoices):
+        ALL = "all", "Every episode"
+        EVERY_NTH = "every_nth", "Every Nth episode"
+        BEST_WORST = "best_worst", "The K best and K worst episodes"
+        OFF = "off", "Nothing"
+
+    training_session = models.OneToOneField(
+        TrainingSession, on_delete=models.CASCADE, primary_key=True, related_name="recording_policy"
+    )
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.ALL)
+    every_n = models.PositiveIntegerField(
+        default=10, validators=[MinValueValidator(1), MaxValueValidator(1_000_000)], help_text="every_nth: N."
+    )
+    keep = models.PositiveIntegerField(
+        default=5, validators=[MinValueValidator(1), MaxValueValidator(1000)], help_text="best_worst: K."
+    )
+    max_bytes = models.BigIntegerField(validators=[MinValueValidator(0), MaxValueValidator(2**50)])
+    max_age_hours = models.FloatField(validators=[MinValueValidator(0.01), MaxValueValidator(24 * 365 * 10)])
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.training_session_id}: {self.mode}"
+
+
+class RecordedEpisode(models.Model):
+    """One episode's recorded decisions and frames (a file, ``metrics.recordings``).
+
+    ``discarded_at`` marks an episode dropped by sampling or retention: its file is gone and
+    late records for it are not stored again. The counters grow as records arrive.
+    """
+
+    training_session = models.ForeignKey(
+        TrainingSession, on_delete=models.CASCADE, related_name="recorded_episodes", db_index=False
+    )
+    episode = models.BigIntegerField()
+    decisions = models.PositiveIntegerField(default=0)
+    frames = models.PositiveIntegerField(default=0)
+    bytes = models.BigIntegerField(default=0)
+    first_step = models.BigIntegerField(null=True, blank=True)
+    last_step = models.BigIntegerField(null=True, blank=True)
+    # Seconds since the epoch, as the trainer stamped its first and last record.
+    started_at = models.FloatField(null=True, blank=True)
+    ended_at = models.FloatField(null=True, blank=True)
+    # The episode's current_reward, from its metric point (best_worst ranks by it).
+    reward = models.FloatField(null=True, blank=True)
+    # The episode's file, relative to SPECTATOR_RECORDINGS_DIR.
+    path = models.CharField(max_length=200)
+    discarded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["training_session", "-episode"]
+        constraints = [
+            models.UniqueConstraint(fields=["training_session", "episode"], name="recorded_episode_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["training_session", "discarded_at", "reward"]),
+            models.Index(fields=["updated_at"]),
+        ]
+
+    def __str__(self):
+        return f"{self.training_session_id} episode {self.episode}"
+
+    @property
+    def steps(self) -> int:
+        """Steps the recording spans (first to last step seen), or its decisions when unnumbered."""
+        if self.first_step is None or self.last_step is None:
+            return self.decisions
+        return self.last_step - self.first_step + 1

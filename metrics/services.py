@@ -16,6 +16,7 @@ from metrics.events import (
 )
 from metrics.models import MetricPoint, TrainingSession
 from metrics.trends import TrendConfig, TrendState, trend_update
+from spectator_site.observability import observe_ingest
 
 
 def _generated_id(name: str) -> str:
@@ -69,6 +70,7 @@ class AppendResult:
     last_seq: int | None
 
 
+@observe_ingest
 def metric_points_append(*, training_session: TrainingSession, points: list[dict]) -> AppendResult:
     """Persist validated metric points in bulk, then publish the new ones once, after commit.
 
@@ -122,7 +124,6 @@ def _metric_points_insert(training_session_id: str, points: list[dict]) -> None:
     if not points:
         return
     now = timezone.now()
-    rows = [[training_session_id, *(_column_value(f, point[f.name]) for f in _POINT_FIELDS)] for point in points]
     table = connection.ops.quote_name(MetricPoint._meta.db_table)
     names = ["training_session_id", *(f.column for f in _POINT_FIELDS), "received_at"]
     columns = ", ".join(connection.ops.quote_name(name) for name in names)
@@ -131,10 +132,11 @@ def _metric_points_insert(training_session_id: str, points: list[dict]) -> None:
             try:
                 with transaction.atomic():
                     with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                        copy.write(_copy_text(rows, now))
+                        copy.write(_copy_text(training_session_id, points, now))
                 return
             except IntegrityError:
                 pass
+            rows = _rows(training_session_id, points)
             casts = ["varchar[]", *(f"{_array_type(f)}[]" for f in _POINT_FIELDS)]
             arrays = ", ".join(f"%s::{cast}" for cast in casts)
             cursor.execute(
@@ -146,8 +148,12 @@ def _metric_points_insert(training_session_id: str, points: list[dict]) -> None:
             placeholders = ", ".join(["%s"] * len(names))
             cursor.executemany(
                 f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({placeholders})",
-                [[*row, received_at] for row in rows],
+                [[*row, received_at] for row in _rows(training_session_id, points)],
             )
+
+
+def _rows(training_session_id: str, points: list[dict]) -> list[list]:
+    return [[training_session_id, *(_column_value(f, point[f.name]) for f in _POINT_FIELDS)] for point in points]
 
 
 def _column_value(field, value):
@@ -157,24 +163,40 @@ def _column_value(field, value):
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+# How each column is written in COPY's text format, in _POINT_FIELDS order.
+_COPY_JSON, _COPY_TEXT, _COPY_NUMBER = 0, 1, 2
+_COPY_COLUMNS = tuple(
+    (
+        f.name,
+        _COPY_JSON if f.name in _JSON_FIELDS else _COPY_TEXT if f.get_internal_type() == "CharField" else _COPY_NUMBER,
+    )
+    for f in _POINT_FIELDS
+)
 
 
-def _copy_text(rows: list[list], now) -> bytes:
-    """Rows in COPY's text format: tab-separated, \\N for NULL, backslash escapes in strings."""
-    stamp = now.isoformat()
+def _copy_text(training_session_id: str, points: list[dict], now) -> bytes:
+    """Rows in COPY's text format: tab-separated, \\N for NULL, backslash escapes in strings.
+
+    One pass per point with the column kinds worked out once: this runs for every point.
+    Floats use ``repr`` (shortest round-trip form), which PostgreSQL parses back exactly.
+    """
+    head = training_session_id.translate(_COPY_ESCAPES)
+    tail = now.isoformat()
+    dumps = orjson.dumps
     lines = []
-    for row in rows:
-        cells = []
-        for value in row:
+    for point in points:
+        cells = [head]
+        for name, kind in _COPY_COLUMNS:
+            value = point[name]
             if value is None:
                 cells.append("\\N")
-            elif isinstance(value, str):
-                cells.append(value.translate(_COPY_ESCAPES))
-            elif isinstance(value, float):
+            elif kind == _COPY_NUMBER:
                 cells.append(repr(value))
+            elif kind == _COPY_TEXT:
+                cells.append(value.translate(_COPY_ESCAPES))
             else:
-                cells.append(str(value))
-        cells.append(stamp)
+                cells.append(dumps(value).decode().translate(_COPY_ESCAPES))
+        cells.append(tail)
         lines.append("\t".join(cells))
     lines.append("")
     return "\n".join(lines).encode()

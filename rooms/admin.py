@@ -1,4 +1,5 @@
-"""The moderation console: rooms, join requests, spectators, bans and invitations.
+"""The moderation console: rooms, join requests, spectators, bans and timeouts, invitations,
+invite links, room moderators and the audit trail (CSV export).
 
 Every state change goes through ``rooms.services``, which re-checks ``rooms.access``.
 """
@@ -6,10 +7,13 @@ Every state change goes through ``rooms.services``, which re-checks ``rooms.acce
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 
-from rooms import services
-from rooms.models import Ban, Invitation, JoinRequest, Room, Spectator
+from rooms import exports, invite_links, moderation, services
+from rooms.models import AuditEntry, Ban, Invitation, InviteLink, JoinRequest, Room, RoomModerator, Spectator
+
+ADMIN_TIMEOUT_SECONDS = 10 * 60
 
 
 class ExpiredFilter(admin.SimpleListFilter):
@@ -79,7 +83,27 @@ class SpectatorInline(admin.TabularInline):
         return False
 
 
-ACCESS_FIELDS = ("max_spectators", "require_approval", "auto_approve_timeout")
+class RoomModeratorInline(admin.TabularInline):
+    """Moderators besides the creator; adding and removing go through ``rooms.moderation``."""
+
+    model = RoomModerator
+    fields = ["user", "added_by", "created_at"]
+    readonly_fields = ["added_by", "created_at"]
+    raw_id_fields = ["user"]
+    extra = 0
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+ACCESS_FIELDS = (
+    "max_spectators",
+    "require_approval",
+    "auto_approve_timeout",
+    "approval_ttl",
+    "listed",
+    "waiting_message",
+)
 
 
 @admin.register(Room)
@@ -94,16 +118,18 @@ class RoomAdmin(admin.ModelAdmin):
         "present",
         "max_spectators",
         "require_approval",
+        "locked",
+        "listed",
         "expires_at",
     ]
-    list_filter = ["status", "access_level", ExpiredFilter, "require_approval", "spectator_mode"]
+    list_filter = ["status", "access_level", ExpiredFilter, "require_approval", "locked", "listed", "spectator_mode"]
     search_fields = ["code", "name", "creator__username", "training_session__id", "training_session__name"]
     list_select_related = ["training_session", "creator"]
-    readonly_fields = ["id", "code", "access_level", "password_hash", "created_at", "closed_at", "status"]
+    readonly_fields = ["id", "code", "access_level", "password_hash", "created_at", "closed_at", "status", "locked"]
     raw_id_fields = ["training_session", "creator"]
     filter_horizontal = ["allowed_users"]
-    inlines = [JoinRequestInline, SpectatorInline]
-    actions = ["close_rooms", "expire_rooms_now"]
+    inlines = [RoomModeratorInline, JoinRequestInline, SpectatorInline]
+    actions = ["close_rooms", "expire_rooms_now", "lock_rooms", "unlock_rooms", "admit_all_waiting"]
     date_hierarchy = "created_at"
 
     @admin.display(description="present")
@@ -128,6 +154,8 @@ class RoomAdmin(admin.ModelAdmin):
                 self.message_user(request, f"Access settings not changed: {exc}", level=messages.WARNING)
 
     def save_formset(self, request, form, formset, change):
+        if formset.model is RoomModerator:
+            return self._save_moderators(request, form.instance, formset)
         if formset.model is not JoinRequest:
             return super().save_formset(request, form, formset, change)
         # Writes nothing (the form has no model fields) but sets the formset's
@@ -144,6 +172,46 @@ class RoomAdmin(admin.ModelAdmin):
             except (PermissionDenied, ValidationError) as exc:
                 self.message_user(request, f"{inline_form.instance}: {exc}", level=messages.WARNING)
         return None
+
+    def _save_moderators(self, request, room, formset):
+        formset.save(commit=False)
+        try:
+            for moderator in formset.deleted_objects:
+                moderation.moderator_remove(moderator=moderator, actor=request.user)
+            for moderator in formset.new_objects:
+                moderation.moderator_add(room=room, username=moderator.user.get_username(), actor=request.user)
+        except (PermissionDenied, ValidationError) as exc:
+            self.message_user(request, f"Moderators not changed: {exc}", level=messages.WARNING)
+
+    @admin.action(description="Lock selected rooms (nobody new gets in)")
+    def lock_rooms(self, request, queryset):
+        _run_each(
+            self,
+            request,
+            queryset,
+            lambda room: moderation.room_lock(room=room, actor=request.user, locked=True),
+            "Locked",
+        )
+
+    @admin.action(description="Unlock selected rooms")
+    def unlock_rooms(self, request, queryset):
+        _run_each(
+            self,
+            request,
+            queryset,
+            lambda room: moderation.room_lock(room=room, actor=request.user, locked=False),
+            "Unlocked",
+        )
+
+    @admin.action(description="Admit everyone waiting in selected rooms")
+    def admit_all_waiting(self, request, queryset):
+        _run_each(
+            self,
+            request,
+            queryset,
+            lambda room: moderation.join_requests_admit_all(room=room, actor=request.user),
+            "Admitted everyone waiting in",
+        )
 
     @admin.action(description="Close selected rooms")
     def close_rooms(self, request, queryset):
@@ -210,7 +278,7 @@ class SpectatorAdmin(admin.ModelAdmin):
     search_fields = ["display_name", "user__username", "room__code"]
     list_select_related = ["room", "user"]
     readonly_fields = [f.name for f in Spectator._meta.fields]
-    actions = ["kick", "ban"]
+    actions = ["kick", "ban", "time_out", "send_to_waiting"]
 
     def has_add_permission(self, request):
         return False
@@ -237,20 +305,82 @@ class SpectatorAdmin(admin.ModelAdmin):
             "Banned",
         )
 
+    @admin.action(description="Time selected spectators out for 10 minutes")
+    def time_out(self, request, queryset):
+        _run_each(
+            self,
+            request,
+            queryset.filter(left_at__isnull=True).select_related("room", "user"),
+            lambda spectator: moderation.timeout_create(
+                room=spectator.room,
+                actor=request.user,
+                spectator=spectator,
+                duration_seconds=ADMIN_TIMEOUT_SECONDS,
+                reason="Timed out from the admin.",
+            ),
+            "Timed out",
+        )
+
+    @admin.action(description="Send selected spectators back to the waiting room")
+    def send_to_waiting(self, request, queryset):
+        _run_each(
+            self,
+            request,
+            queryset.filter(left_at__isnull=True).select_related("room", "user"),
+            lambda spectator: moderation.spectator_send_to_waiting(spectator=spectator, actor=request.user),
+            "Sent back",
+        )
+
+
+class BanKindFilter(admin.SimpleListFilter):
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return [("ban", "Bans"), ("timeout", "Timeouts")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "ban":
+            return queryset.filter(expires_at__isnull=True)
+        if self.value() == "timeout":
+            return queryset.filter(expires_at__isnull=False)
+        return queryset
+
 
 @admin.register(Ban)
 class BanAdmin(admin.ModelAdmin):
-    list_display = ["display_name", "user", "room", "reason", "banned_by", "created_at", "lifted_at"]
-    list_filter = ["lifted_at"]
+    list_display = [
+        "display_name",
+        "user",
+        "room",
+        "scope",
+        "expires_at",
+        "reason",
+        "banned_by",
+        "created_at",
+        "lifted_at",
+    ]
+    list_filter = [BanKindFilter, "scope", "lifted_at"]
     search_fields = ["display_name", "user__username", "room__code"]
     list_select_related = ["room", "user", "banned_by"]
-    readonly_fields = ["room", "user", "anon_key", "display_name", "banned_by", "created_at", "lifted_at", "lifted_by"]
+    readonly_fields = [
+        "room",
+        "user",
+        "anon_key",
+        "display_name",
+        "scope",
+        "expires_at",
+        "banned_by",
+        "created_at",
+        "lifted_at",
+        "lifted_by",
+    ]
     actions = ["lift"]
 
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Lift selected bans")
+    @admin.action(description="Lift selected bans and end selected timeouts")
     def lift(self, request, queryset):
         _run_each(
             self,
@@ -282,3 +412,56 @@ class InvitationAdmin(admin.ModelAdmin):
             lambda invitation: services.invitation_revoke(invitation=invitation, actor=request.user),
             "Revoked",
         )
+
+
+@admin.register(InviteLink)
+class InviteLinkAdmin(admin.ModelAdmin):
+    list_display = ["pk", "room", "user", "label", "grants_password", "uses", "created_by", "expires_at", "revoked_at"]
+    list_filter = ["grants_password", "revoked_at"]
+    search_fields = ["room__code", "user__username", "label"]
+    list_select_related = ["room", "user", "created_by"]
+    # Only a hash of the secret is stored; it is of no use to anyone and stays off the page.
+    exclude = ["secret_hash"]
+    readonly_fields = [f.name for f in InviteLink._meta.fields if f.name != "secret_hash"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        # Links are created on the owner page and through the API, which show the token once.
+        return False
+
+    @admin.action(description="Revoke selected invite links")
+    def revoke(self, request, queryset):
+        _run_each(
+            self,
+            request,
+            queryset.select_related("room", "user"),
+            lambda link: invite_links.invite_link_revoke(link=link, actor=request.user),
+            "Revoked",
+        )
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "room_code", "action", "actor_name", "target_name", "ip"]
+    list_filter = ["action"]
+    search_fields = ["room_code", "actor_name", "target_name", "ip"]
+    readonly_fields = [f.name for f in AuditEntry._meta.fields]
+    date_hierarchy = "created_at"
+    actions = ["export_csv"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Export selected entries as CSV")
+    def export_csv(self, request, queryset):
+        response = StreamingHttpResponse(
+            exports.audit_csv_chunks(queryset.order_by("-created_at", "-id")), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = 'attachment; filename="audit.csv"'
+        return response

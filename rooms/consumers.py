@@ -9,6 +9,7 @@ per-consumer channel-layer group.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 from urllib.parse import parse_qs
@@ -20,12 +21,15 @@ from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, Validat
 
 from metrics import selectors as metric_selectors
 from metrics.events import graph_config_message, metrics_data
-from rooms import access, events, selectors, services
+from metrics.replay import ReplayError
+from rooms import access, events, moderation, selectors, services
 from rooms.access import AccessRefused, Refusal, RoomNotFound
 from rooms.api.views import session_visitor
 from rooms.hub import get_hub
 from rooms.models import JoinRequest, Spectator
+from rooms.replay_player import ReplayPlayer
 from rooms.tickets import InvalidTicket, ticket_read
+from spectator_site.logging_context import LogContextConsumerMixin, log_context_bind
 from spectator_site.raw_send import RAW_SEND_KEY
 
 logger = logging.getLogger(__name__)
@@ -51,7 +55,7 @@ HEARTBEAT_SECONDS = 20
 CLIENT_MESSAGES_PER_SECOND = 20
 
 
-class RoomConsumer(AsyncWebsocketConsumer):
+class RoomConsumer(LogContextConsumerMixin, AsyncWebsocketConsumer):
     # No per-connection channel: the hub holds the process's one subscription per room.
     channel_layer_alias = "__spectator_no_layer__"
 
@@ -71,6 +75,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         except _NeedsTicket as exc:
             await self._refuse("ticket_required", str(exc), CLOSE_SIGN_IN)
             return
+        room = self.room
+        log_context_bind(room_id=room.pk, room_code=room.code, training_session_id=room.training_session_id)
         hub = get_hub()
         self.connection = await hub.attach(
             self.scope.get(RAW_SEND_KEY, self.base_send),
@@ -184,7 +190,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return
         try:
             message = json.loads(text_data)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: "[[[[…" nested past the decoder's limit
             await self._error("bad_request", "Messages must be JSON objects.")
             return
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
@@ -224,15 +230,18 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.connection.push_now(json.dumps({"type": "speed", **speed}))
 
     async def _on_moderate(self, message):
-        """Owner actions: approve / deny a request, kick / ban a spectator."""
+        """Owner actions: approve / deny a request or admit all, kick / ban / time out a spectator or
+        send them back to the waiting room."""
         if not self.is_manager:
             await self._error("forbidden", "Only the room's managers can do this.")
             return
         field = "request_id" if message["type"] in ("approve", "deny") else "spectator_id"
-        target = message.get(field)
-        if isinstance(target, bool) or not isinstance(target, int):
-            await self._error("bad_request", f"{message['type']} needs an integer {field}.", field=field)
-            return
+        needed = {"admit_all": (), "timeout": (field, "duration_seconds")}.get(message["type"], (field,))
+        for name in needed:
+            value = message.get(name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                await self._error("bad_request", f"{message['type']} needs an integer {name}.", field=name)
+                return
         try:
             await database_sync_to_async(self._moderate)(message)
         except ObjectDoesNotExist:
@@ -245,21 +254,53 @@ class RoomConsumer(AsyncWebsocketConsumer):
     def _moderate(self, message) -> None:
         user = self.spectator.user
         action = message.get("type")
+        ip = (self.scope.get("client") or [None])[0]
+        if action == "admit_all":
+            moderation.join_requests_admit_all(room=self.room, actor=user, ip=ip)
+            return
         if action in ("approve", "deny"):
             join_request = JoinRequest.objects.select_related("room").get(
                 pk=int(message.get("request_id")), room=self.room
             )
-            services.join_request_decide(join_request=join_request, approver=user, approved=action == "approve")
+            services.join_request_decide(join_request=join_request, approver=user, approved=action == "approve", ip=ip)
             return
         target = Spectator.objects.select_related("room", "user").get(
             pk=int(message.get("spectator_id")), room=self.room, left_at__isnull=True
         )
+        reason = str(message.get("reason", ""))[:500]
         if action == "kick":
-            services.spectator_kick(spectator=target, actor=user)
-        else:
-            services.ban_create(
-                room=self.room, actor=user, spectator=target, reason=str(message.get("reason", ""))[:500]
+            services.spectator_kick(spectator=target, actor=user, ip=ip)
+        elif action == "send_to_waiting":
+            moderation.spectator_send_to_waiting(spectator=target, actor=user, ip=ip)
+        elif action == "timeout":
+            moderation.timeout_create(
+                room=self.room,
+                actor=user,
+                spectator=target,
+                duration_seconds=message["duration_seconds"],
+                reason=reason,
+                ip=ip,
             )
+        else:
+            services.ban_create(room=self.room, actor=user, spectator=target, reason=reason, ip=ip)
+
+    async def _on_replay(self, message):
+        """Replay controls (``rooms.replay_player``): this spectator's own player, leading, following."""
+        player = getattr(self, "replay", None)
+        if player is None:
+            player = self.replay = ReplayPlayer(
+                self.connection,
+                room_id=self.room.pk,
+                training_session_id=self.room.training_session_id,
+                spectator_id=self.spectator.pk,
+                display_name=self.spectator.display_name,
+                is_manager=self.is_manager,
+                show_decisions=self.room.enable_decision_visualization,
+            )
+        try:
+            await player.handle(message)
+        except ReplayError as exc:
+            await self._error("bad_request", exc.message, field=exc.field)
 
     HANDLERS = {
         "ping": _on_ping,
@@ -268,11 +309,17 @@ class RoomConsumer(AsyncWebsocketConsumer):
         "deny": _on_moderate,
         "kick": _on_moderate,
         "ban": _on_moderate,
+        "admit_all": _on_moderate,
+        "send_to_waiting": _on_moderate,
+        "timeout": _on_moderate,
+        "replay": _on_replay,
     }
 
     async def disconnect(self, code):
         if self.connection is None:
             return
+        if getattr(self, "replay", None) is not None:
+            await self.replay.close()
         hub = get_hub()
         await hub.detach(self.connection)
         self.connection = None
@@ -297,8 +344,10 @@ _heartbeat_task: asyncio.Task | None = None
 def _heartbeat_ensure() -> None:
     """Start the presence heartbeat of this process once: seen-now for every local spectator."""
     global _heartbeat_task
-    if _heartbeat_task is None or _heartbeat_task.done():
-        _heartbeat_task = asyncio.get_running_loop().create_task(_heartbeat(), name="presence-heartbeat")
+    loop = asyncio.get_running_loop()
+    if _heartbeat_task is None or _heartbeat_task.done() or _heartbeat_task.get_loop() is not loop:
+        # A fresh context: the heartbeat serves every local spectator, not the one that started it.
+        _heartbeat_task = loop.create_task(_heartbeat(), name="presence-heartbeat", context=contextvars.Context())
 
 
 async def _heartbeat() -> None:

@@ -14,6 +14,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from spectator_site.observability import channel_layer_publish_failed
+
 logger = logging.getLogger(__name__)
 
 
@@ -54,6 +56,17 @@ def spectator_removed(spectator) -> dict:
     return {"type": "room_closed", "reason": spectator.left_reason, "spectator_id": spectator.pk}
 
 
+def sent_to_waiting(join_request, spectator_id=None, place=None) -> dict:
+    """Tells a spectator sent back to the waiting room where they stand and what the owner says."""
+    return {
+        "type": "waiting",
+        "spectator_id": spectator_id,
+        "request_id": join_request.pk,
+        "place": place,
+        "message": join_request.room.waiting_message,
+    }
+
+
 def room_closed(room) -> dict:
     return {"type": "room_closed", "room_code": room.code, "reason": room.status}
 
@@ -86,8 +99,15 @@ AUDIENCE_SPECTATOR = "spectator"
 MANAGER_ONLY_TYPES = {"join_request", "join_request_decided"}
 
 
-def room_event(room_id, message: dict, *, audience: str = AUDIENCE_ALL, spectator_id=None, close_code=None) -> dict:
-    """The channel-layer envelope of a room event: its text, serialized once, and its audience."""
+def room_event(
+    room_id, message: dict, *, audience: str = AUDIENCE_ALL, spectator_id=None, close_code=None, latest_wins=False
+) -> dict:
+    """The channel-layer envelope of a room event: its text, serialized once, and its audience.
+
+    ``latest_wins``: a newer event of the same type replaces this one if the hub has not sent
+    it yet (the spectator list: when many join at once, each spectator gets the latest few
+    lists rather than one per join).
+    """
     return {
         "type": "room.event",
         "room_id": str(room_id),
@@ -95,6 +115,7 @@ def room_event(room_id, message: dict, *, audience: str = AUDIENCE_ALL, spectato
         "audience": audience,
         "spectator_id": spectator_id,
         "close_code": close_code,
+        "latest_wins": latest_wins,
     }
 
 
@@ -110,6 +131,7 @@ def publish(room_id, message: dict, **envelope) -> None:
     except Exception:
         # The write is committed; a broken channel layer must not turn it into an error.
         logger.exception("could not publish %s to room %s", message["type"], room_id)
+        channel_layer_publish_failed()
 
 
 def publish_after_commit(room, message: dict, **envelope) -> None:
@@ -121,7 +143,7 @@ def publish_after_commit(room, message: dict, **envelope) -> None:
 def publish_spectator_list_after_commit(room) -> None:
     """After commit, read who is present and publish the list (built once, for every process)."""
     room_id = room.pk
-    transaction.on_commit(lambda: publish(room_id, spectator_list(room_id)))
+    transaction.on_commit(lambda: publish(room_id, spectator_list(room_id), latest_wins=True))
 
 
 CLOSE_REFUSED = 4403
@@ -135,5 +157,19 @@ def publish_removal_after_commit(spectator) -> None:
     transaction.on_commit(
         lambda: publish(
             room_id, message, audience=AUDIENCE_SPECTATOR, spectator_id=spectator.pk, close_code=CLOSE_REFUSED
+        )
+    )
+
+
+CLOSE_WAITING = 4202
+
+
+def publish_sent_to_waiting_after_commit(spectator, join_request, *, place) -> None:
+    """Tell a spectator sent back to the waiting room, then close their connections (4202)."""
+    room_id = spectator.room_id
+    message = sent_to_waiting(join_request, spectator_id=spectator.pk, place=place)
+    transaction.on_commit(
+        lambda: publish(
+            room_id, message, audience=AUDIENCE_SPECTATOR, spectator_id=spectator.pk, close_code=CLOSE_WAITING
         )
     )

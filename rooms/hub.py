@@ -13,6 +13,7 @@ behind and closed; nothing more is queued for it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 from collections import defaultdict, deque
@@ -23,14 +24,19 @@ from django.conf import settings
 
 from metrics.events import KIND_CONTROL, KIND_DECISION, KIND_FRAME, session_group_name
 from rooms.events import AUDIENCE_ALL, AUDIENCE_MANAGERS, AUDIENCE_SPECTATOR, room_group_name
+from spectator_site.batch_send import batch_writer
 
 logger = logging.getLogger(__name__)
 
 CLOSE_TOO_SLOW = 4408
+# The standard "service restart" code: reconnect (and catch up from the snapshot).
+CLOSE_SERVICE_RESTART = 1012
 GROUP_REFRESH_SECONDS = 3600
 MAX_HZ = 60.0
 # A live spectator gets every decision while its queue is shorter than this; further behind, the latest.
 LIVE_DECISION_BACKLOG = 1000
+# Queued messages written to a socket at once (see spectator_site.batch_send).
+MAX_BATCH = 64
 
 
 @dataclass
@@ -40,6 +46,10 @@ class HubStats:
     dropped: int = 0
     too_slow_closed: int = 0
     received: int = 0
+    layer_errors: int = 0
+    # Handed to the server's send: messages, and their text characters or binary bytes.
+    sent: int = 0
+    bytes_out: int = 0
 
 
 class Connection:
@@ -49,6 +59,8 @@ class Connection:
         self, send, *, room_id, training_session_id, spectator_id, is_manager, show_decisions=True, stats=None
     ):
         self._send = send
+        self._batch_write = batch_writer(send)
+        self._behind = False
         self.room_id = str(room_id)
         self.training_session_id = training_session_id
         self.spectator_id = spectator_id
@@ -66,6 +78,9 @@ class Connection:
         self._urgent = asyncio.Event()
         self._stats = stats or HubStats()
         self._task: asyncio.Task | None = None
+        # Read once: a settings lookup per delivery cost ~10% of the hub's time with 1,000 spectators.
+        self._max_buffered = settings.SPECTATOR_MAX_BUFFERED_MESSAGES
+        self._live_backlog = min(LIVE_DECISION_BACKLOG, self._max_buffered // 2)
 
     # --- the hub side -------------------------------------------------------------------
 
@@ -74,43 +89,39 @@ class Connection:
         """Closed, or told to close: nothing more is queued."""
         return self.closed or self._close_code is not None
 
-    def push(self, kind: str, payload) -> None:
-        """Queue one pre-serialized message; never blocks."""
+    def push(self, kind: str, message: dict) -> None:
+        """Queue one ASGI send message (built once per item by the hub); never blocks."""
         if self.closing:
             if not self.closed:
                 self._stats.dropped += 1
             return
         if kind == KIND_DECISION and not self.show_decisions:
             return
-        if kind == KIND_DECISION and not self.interval and len(self.fifo) < self._live_decision_backlog():
+        if kind == KIND_DECISION and not self.interval and len(self.fifo) < self._live_backlog:
             # Live and keeping up: every decision, in order with the metric points around it.
             if self.latest.pop(kind, None) is not None:
                 self.coalesced += 1
                 self._stats.coalesced += 1
-            self.fifo.append(payload)
+            self.fifo.append(message)
         elif kind in (KIND_DECISION, KIND_FRAME):
             if kind in self.latest:
                 self.coalesced += 1
                 self._stats.coalesced += 1
-            self.latest[kind] = payload
+            self.latest[kind] = message
         else:
-            self.fifo.append(payload)
-            if len(self.fifo) > settings.SPECTATOR_MAX_BUFFERED_MESSAGES:
+            self.fifo.append(message)
+            if len(self.fifo) > self._max_buffered:
                 self._fell_behind()
                 return
         self._wake.set()
 
     def push_now(self, payload) -> None:
-        """Queue a control message that should go out without waiting for the speed tick."""
+        """Queue a control message (text, or an ASGI send message) that goes out without waiting for the tick."""
         if self.closing:
             return
-        self.fifo.append(payload)
+        self.fifo.append(payload if isinstance(payload, dict) else send_message(payload))
         self._urgent.set()
         self._wake.set()
-
-    @staticmethod
-    def _live_decision_backlog() -> int:
-        return min(LIVE_DECISION_BACKLOG, settings.SPECTATOR_MAX_BUFFERED_MESSAGES // 2)
 
     def close_after_flush(self, code: int) -> None:
         """Send what is queued, then close with ``code`` (the first close asked for wins)."""
@@ -121,19 +132,17 @@ class Connection:
         self._wake.set()
 
     def _fell_behind(self) -> None:
+        self._behind = True
         self._stats.too_slow_closed += 1
         self._stats.dropped += len(self.fifo)
         self.fifo.clear()
         self.latest.clear()
-        self.fifo.append(
-            json.dumps(
-                {
-                    "type": "error",
-                    "code": "too_slow",
-                    "message": "This connection fell too far behind the stream; reconnect to catch up from history.",
-                }
-            )
-        )
+        error = {
+            "type": "error",
+            "code": "too_slow",
+            "message": "This connection fell too far behind the stream; reconnect to catch up from history.",
+        }
+        self.fifo.append(send_message(json.dumps(error)))
         self.close_after_flush(CLOSE_TOO_SLOW)
 
     # --- the connection side ------------------------------------------------------------
@@ -146,7 +155,7 @@ class Connection:
 
     def start(self, first=()) -> None:
         """Start writing, ``first`` (pre-serialized) ahead of whatever was queued since attaching."""
-        self.fifo.extendleft(reversed(list(first)))
+        self.fifo.extendleft(reversed([send_message(payload) for payload in first]))
         self._wake.set()
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"spectator-writer-{self.spectator_id}")
 
@@ -192,20 +201,37 @@ class Connection:
             self.closed = True
 
     async def _flush(self, include_latest: bool = True) -> None:
-        send = self._send
         fifo = self.fifo
-        while fifo:
-            payload = fifo.popleft()
-            await send(_frame_of(payload))
-            self.delivered += 1
+        batch = [fifo.popleft() for _ in range(min(len(fifo), MAX_BATCH))]
+        while batch:
+            await self._write(batch)
+            batch = [fifo.popleft() for _ in range(min(len(fifo), MAX_BATCH))]
         if self.latest and include_latest:
             latest, self.latest = self.latest, {}
-            for payload in latest.values():
-                await send(_frame_of(payload))
-                self.delivered += 1
+            await self._write(list(latest.values()))
+
+    async def _write(self, messages: list[dict]) -> None:
+        """Write the messages in order: in one socket write where the server allows it."""
+        if len(messages) == 1 or self._batch_write is None or not self._batch_write(messages):
+            send = self._send
+            for index, message in enumerate(messages):
+                if index and self._behind:
+                    # Fell behind while this batch was going out: the rest is dropped like the queue.
+                    self._stats.dropped += len(messages) - index
+                    messages = messages[:index]
+                    break
+                await send(message)
+        self.delivered += len(messages)
+        stats = self._stats
+        stats.sent += len(messages)
+        stats.bytes_out += sum(len(message.get("text") or message.get("bytes") or "") for message in messages)
 
 
-def _frame_of(payload) -> dict:
+def send_message(payload) -> dict:
+    """The ASGI ``websocket.send`` message for a serialized text or bytes payload.
+
+    Built once per item and shared by every local connection: the server only reads it.
+    """
     if isinstance(payload, (bytes, bytearray)):
         return {"type": "websocket.send", "bytes": bytes(payload)}
     return {"type": "websocket.send", "text": payload}
@@ -224,11 +250,18 @@ class RoomHub:
         self.stats = HubStats()
         self.rooms: dict[str, _RoomEntry] = {}
         self.session_rooms: dict[str, set[str]] = defaultdict(set)
+        # The last decision and frame of each subscribed session: a spectator who connects
+        # while the trainer is quiet (paused, between episodes) still sees the game at once.
+        self.last_shown: dict[str, dict[str, dict]] = {}
         self.channel: str | None = None
         self._layer = None
         self._reader: asyncio.Task | None = None
         self._refresher: asyncio.Task | None = None
         self._lock = asyncio.Lock()
+        # Latest-wins room events (the spectator list): rooms inside their interval, and the event held back.
+        self._latest_wins_interval = settings.SPECTATOR_LIST_INTERVAL
+        self._throttled: dict[str, asyncio.TimerHandle] = {}
+        self._held: dict[str, dict] = {}
 
     def _make_connection(self, send, **kwargs) -> Connection:
         return Connection(send, stats=self.stats, **kwargs)
@@ -261,6 +294,9 @@ class RoomHub:
                 await self._layer.group_add(session_group_name(training_session_id), self.channel)
             self.session_rooms[training_session_id].add(room_id)
             entry.connections.add(connection)
+            for kind, message in self.last_shown.get(training_session_id, {}).items():
+                if kind != KIND_DECISION or show_decisions:
+                    connection.latest.setdefault(kind, message)
         if start:
             connection.start()
         return connection
@@ -281,6 +317,7 @@ class RoomHub:
             rooms.discard(connection.room_id)
             if not rooms:
                 self.session_rooms.pop(entry.training_session_id, None)
+                self.last_shown.pop(entry.training_session_id, None)
                 await self._layer.group_discard(session_group_name(entry.training_session_id), self.channel)
 
     def local_connections(self, room_id=None) -> int:
@@ -298,8 +335,11 @@ class RoomHub:
         self._layer = get_channel_layer()
         self.channel = await self._layer.new_channel("hub.")
         loop = asyncio.get_running_loop()
-        self._reader = loop.create_task(self._read_loop(), name="room-hub-reader")
-        self._refresher = loop.create_task(self._refresh_loop(), name="room-hub-refresher")
+        # A fresh context: these serve every room, not the connection (and its log ids) that started them.
+        self._reader = loop.create_task(self._read_loop(), name="room-hub-reader", context=contextvars.Context())
+        self._refresher = loop.create_task(
+            self._refresh_loop(), name="room-hub-refresher", context=contextvars.Context()
+        )
 
     async def _read_loop(self) -> None:
         while True:
@@ -308,15 +348,46 @@ class RoomHub:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # The channel layer (Redis) is unreachable: keep trying; consumers stay up.
-                logger.warning("room hub: channel layer receive failed; retrying", exc_info=True)
-                await asyncio.sleep(1.0)
+                # The channel layer (Redis) is unreachable: consumers stay up; recover when it is back.
+                logger.warning("room hub: channel layer receive failed; recovering", exc_info=True)
+                self.stats.layer_errors += 1
+                await self._recover()
                 continue
             self.stats.received += 1
             try:
                 self.dispatch(message)
             except Exception:
                 logger.exception("room hub: could not dispatch %s", message.get("type"))
+
+    async def _recover(self) -> None:
+        """Rejoin every group once the layer answers again, then have local spectators reconnect.
+
+        A restarted Redis has forgotten our group memberships (nothing would reach us again)
+        and whatever was published while it was down never came: each local connection is
+        closed with 1012 (service restart), and its client reconnects and catches up from the
+        snapshot's history.
+        """
+        delay = 0.5
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                async with self._lock:
+                    for room_id in list(self.rooms):
+                        await self._layer.group_add(room_group_name(room_id), self.channel)
+                    for session_id in list(self.session_rooms):
+                        await self._layer.group_add(session_group_name(session_id), self.channel)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.stats.layer_errors += 1
+                delay = min(delay * 2, 5.0)
+        resynced = 0
+        for entry in list(self.rooms.values()):
+            for connection in list(entry.connections):
+                connection.close_after_flush(CLOSE_SERVICE_RESTART)
+                resynced += 1
+        logger.warning("room hub: channel layer back; %d local spectator(s) asked to reconnect", resynced)
 
     async def _refresh_loop(self) -> None:
         """Re-join our groups now and then: channels-redis expires group memberships."""
@@ -337,8 +408,13 @@ class RoomHub:
             self._dispatch_room_event(message)
 
     def _dispatch_stream(self, message: dict) -> None:
-        items = message["items"]
-        room_ids = self.session_rooms.get(_session_of(message), ())
+        items = [(kind, send_message(payload)) for kind, payload in message["items"]]
+        session_id = _session_of(message)
+        room_ids = self.session_rooms.get(session_id, ())
+        if room_ids:
+            for kind, item in items:
+                if kind in (KIND_DECISION, KIND_FRAME):
+                    self.last_shown.setdefault(session_id, {})[kind] = item
         for room_id in room_ids:
             entry = self.rooms.get(room_id)
             if entry is None:
@@ -353,15 +429,32 @@ class RoomHub:
 
     def _dispatch_room_event(self, message: dict) -> None:
         room_id = message.get("room_id")
+        if message.get("latest_wins") and room_id in self.rooms:
+            # At most one such event per room and interval goes out; the newest held one follows.
+            if room_id in self._throttled:
+                self._held[room_id] = message
+                return
+            loop = asyncio.get_running_loop()
+            self._throttled[room_id] = loop.call_later(self._latest_wins_interval, self._release, room_id)
+        self._deliver_room_event(room_id, message)
+
+    def _release(self, room_id: str) -> None:
+        self._throttled.pop(room_id, None)
+        held = self._held.pop(room_id, None)
+        if held is not None:
+            self._dispatch_room_event(held)
+
+    def _deliver_room_event(self, room_id, message: dict) -> None:
         entries = [self.rooms[room_id]] if room_id in self.rooms else []
         audience = message.get("audience", AUDIENCE_ALL)
+        text = send_message(message["text"])
         for entry in entries:
             for connection in list(entry.connections):
                 if audience == AUDIENCE_MANAGERS and not connection.is_manager:
                     continue
                 if audience == AUDIENCE_SPECTATOR and connection.spectator_id != message.get("spectator_id"):
                     continue
-                connection.push_now(message["text"])
+                connection.push_now(text)
                 self.stats.delivered += 1
                 if message.get("close_code"):
                     connection.close_after_flush(message["close_code"])

@@ -53,6 +53,12 @@ class Room(models.Model):
     auto_approve_timeout = models.PositiveIntegerField(
         default=0, help_text="Seconds after which a pending request is approved; 0 = never."
     )
+    approval_ttl = models.PositiveIntegerField(
+        default=0, help_text="Seconds an approval lasts; a returning spectator asks again after it. 0 = forever."
+    )
+    waiting_message = models.CharField(max_length=500, blank=True, help_text="Shown to spectators in the waiting room.")
+    locked = models.BooleanField(default=False, help_text="A locked room admits nobody new.")
+    listed = models.BooleanField(default=True, help_text="Public rooms only: shown on the lobby (else link only).")
     allowed_users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="allowed_rooms")
     spectator_mode = models.CharField(max_length=16, choices=SpectatorMode.choices, default=SpectatorMode.LIVE_TRAINING)
     enable_metrics_overlay = models.BooleanField(default=True)
@@ -170,6 +176,8 @@ class Spectator(models.Model):
         CLOSED = "closed", "Room closed"
         EXPIRED = "expired", "Room expired"
         TIMEOUT = "timeout", "Connection timed out"
+        SUSPENDED = "suspended", "Timed out by a moderator"
+        WAITING = "waiting", "Sent back to the waiting room"
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="spectators")
     user = models.ForeignKey(
@@ -201,7 +209,14 @@ class Spectator(models.Model):
 
 
 class Ban(models.Model):
-    """A user (or an anonymous browser) barred from a room until lifted."""
+    """A user (or an anonymous browser) barred from a room until lifted, or timed out until ``expires_at``.
+
+    ``scope=owner`` bars them from every room of the room's creator.
+    """
+
+    class Scope(models.TextChoices):
+        ROOM = "room", "This room"
+        OWNER = "owner", "All rooms of the owner"
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="bans")
     user = models.ForeignKey(
@@ -210,6 +225,9 @@ class Ban(models.Model):
     anon_key = models.CharField(max_length=64, blank=True, db_index=True)
     display_name = models.CharField(max_length=64, blank=True)
     reason = models.CharField(max_length=500, blank=True)
+    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.ROOM)
+    # Set: a timeout that ends by itself at this moment. Unset: a ban until lifted.
+    expires_at = models.DateTimeField(null=True, blank=True)
     banned_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -229,4 +247,115 @@ class Ban(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.display_name or self.user} banned from {self.room.code}"
+        kind = "timed out" if self.expires_at else "banned"
+        return f"{self.display_name or self.user} {kind} from {self.room.code}"
+
+    @property
+    def is_timeout(self) -> bool:
+        return self.expires_at is not None
+
+    def is_active(self, now=None) -> bool:
+        return self.lifted_at is None and (self.expires_at is None or self.expires_at > (now or timezone.now()))
+
+
+class RoomModerator(models.Model):
+    """A user with the creator's powers in one room, except deleting it or removing the creator."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="moderators")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="moderated_rooms")
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [models.UniqueConstraint(fields=["room", "user"], name="room_moderator_unique")]
+
+    def __str__(self):
+        return f"{self.user} moderates {self.room.code}"
+
+
+class InviteLink(models.Model):
+    """A revocable, expiring link that joins a room in one click; only a hash of its secret is kept."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="invite_links")
+    secret_hash = models.CharField(max_length=64, unique=True)
+    # Set: only this user may use the link.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="room_invite_links"
+    )
+    grants_password = models.BooleanField(default=False, help_text="Holders skip the room password.")
+    label = models.CharField(max_length=100, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    uses = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["room", "revoked_at"])]
+
+    def __str__(self):
+        return f"invite link {self.pk} → {self.room.code}"
+
+    def is_usable(self, now=None) -> bool:
+        return self.revoked_at is None and self.expires_at > (now or timezone.now())
+
+
+class AuditEntry(models.Model):
+    """One moderation or access action: who did what to whom, in which room, when and from where."""
+
+    class Action(models.TextChoices):
+        ADMIT = "admit", "Admitted"
+        ADMIT_ALL = "admit_all", "Admitted everyone waiting"
+        DENY = "deny", "Denied"
+        SEND_TO_WAITING = "send_to_waiting", "Sent back to the waiting room"
+        INVITE_LINK_JOIN = "invite_link_join", "Joined with an invite link"
+        KICK = "kick", "Kicked"
+        TIMEOUT = "timeout", "Timed out"
+        TIMEOUT_END = "timeout_end", "Timeout ended"
+        BAN = "ban", "Banned"
+        UNBAN = "unban", "Unbanned"
+        LOCK = "lock", "Locked"
+        UNLOCK = "unlock", "Unlocked"
+        LEVEL_CHANGE = "level_change", "Access level changed"
+        APPROVAL_CHANGE = "approval_change", "Approval turned on or off"
+        LISTING_CHANGE = "listing_change", "Listing changed"
+        ACCESS_CHANGE = "access_change", "Access settings changed"
+        PASSWORD_REGENERATE = "password_regenerate", "Password regenerated"
+        MODERATOR_ADD = "moderator_add", "Moderator added"
+        MODERATOR_REMOVE = "moderator_remove", "Moderator removed"
+        INVITE_LINK_CREATE = "invite_link_create", "Invite link created"
+        INVITE_LINK_REVOKE = "invite_link_revoke", "Invite link revoked"
+        ROOM_CLOSE = "room_close", "Room closed"
+
+    room = models.ForeignKey(Room, on_delete=models.SET_NULL, null=True, blank=True, related_name="audit_entries")
+    room_code = models.CharField(max_length=ROOM_CODE_LENGTH, blank=True)
+    # The room's creator, kept so an owner's trail outlives a deleted room.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    action = models.CharField(max_length=24, choices=Action.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
+    target_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    target_name = models.CharField(max_length=150, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+        indexes = [models.Index(fields=["room", "-created_at"]), models.Index(fields=["owner", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.room_code} {self.action} {self.target_name}"

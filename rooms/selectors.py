@@ -4,7 +4,17 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from metrics.models import MetricPoint
-from rooms.models import AccessLevel, Ban, Invitation, JoinRequest, Room, Spectator
+from rooms.models import (
+    AccessLevel,
+    AuditEntry,
+    Ban,
+    Invitation,
+    InviteLink,
+    JoinRequest,
+    Room,
+    RoomModerator,
+    Spectator,
+)
 
 PUBLICLY_LISTED_LEVELS = (AccessLevel.PUBLIC, AccessLevel.PASSWORD)
 
@@ -26,16 +36,18 @@ def _with_counts(rooms: QuerySet) -> QuerySet:
 
 
 def room_list_for_user(user, *, include_ended: bool = False) -> QuerySet:
-    """Rooms ``user`` manages: created by them or showing their training sessions."""
-    rooms = Room.objects.filter(Q(creator=user) | Q(training_session__owner=user))
+    """Rooms ``user`` manages: created by them, showing their training sessions, or moderated by them."""
+    moderated = RoomModerator.objects.filter(user=user).values("room_id")
+    rooms = Room.objects.filter(Q(creator=user) | Q(training_session__owner=user) | Q(pk__in=moderated))
     if not include_ended:
         rooms = rooms.filter(status__in=Room.LIVE_STATUSES, expires_at__gt=timezone.now())
     return _with_counts(rooms).order_by("-created_at")
 
 
 def room_list_public() -> QuerySet:
-    """Live rooms anyone may discover: public and password rooms. Never private or invite-only."""
-    return _with_counts(Room.objects.live().filter(access_level__in=PUBLICLY_LISTED_LEVELS)).order_by("-created_at")
+    """Live rooms anyone may discover: listed public and password rooms. Never private or invite-only."""
+    listed = Room.objects.live().filter(access_level__in=PUBLICLY_LISTED_LEVELS, listed=True)
+    return _with_counts(listed).order_by("-created_at")
 
 
 def room_get_by_ref(ref: str) -> Room | None:
@@ -84,4 +96,34 @@ def invitation_list(room: Room) -> QuerySet:
 
 
 def ban_list(room: Room) -> QuerySet:
-    return Ban.objects.select_related("user", "banned_by").filter(room=room, lifted_at__isnull=True)
+    """Bans in force against ``room``: its own and its creator's owner-wide ones (not timeouts)."""
+    reach = Q(room=room) | Q(scope=Ban.Scope.OWNER, room__creator_id=room.creator_id)
+    return Ban.objects.select_related("user", "banned_by").filter(
+        reach, lifted_at__isnull=True, expires_at__isnull=True
+    )
+
+
+def timeout_list(room: Room) -> QuerySet:
+    """Timeouts of ``room`` still running."""
+    return Ban.objects.select_related("user", "banned_by").filter(
+        room=room, lifted_at__isnull=True, expires_at__gt=timezone.now()
+    )
+
+
+def moderator_list(room: Room) -> QuerySet:
+    return RoomModerator.objects.select_related("user", "added_by").filter(room=room).order_by("created_at")
+
+
+def invite_link_list(room: Room) -> QuerySet:
+    """Invite links of ``room`` not revoked, newest first (expired ones included, marked by ``expires_at``)."""
+    return InviteLink.objects.select_related("user", "created_by").filter(room=room, revoked_at__isnull=True)
+
+
+def audit_list(*, room: Room | None = None, owner=None) -> QuerySet:
+    """Audit entries of one room, or of every room an owner created; newest first."""
+    entries = AuditEntry.objects.all()
+    if room is not None:
+        entries = entries.filter(room=room)
+    if owner is not None:
+        entries = entries.filter(owner=owner)
+    return entries.order_by("-created_at", "-id")

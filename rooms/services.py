@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from metrics.models import TrainingSession
-from rooms import access, events
+from rooms import access, audit, events
 from rooms.access import AccessRefused, Refusal, Verdict, Visitor
 from rooms.codes import room_code_generate, room_code_is_valid, room_code_normalize
 from rooms.lockout import lockout_check, lockout_clear, lockout_record_failure
@@ -49,7 +49,8 @@ def display_name_clean(raw: str | None, *, fallback: str) -> str:
     return name
 
 
-def _require_manager(actor, room: Room) -> None:
+def require_manager(actor, room: Room) -> None:
+    """Raise ``PermissionDenied`` unless ``actor`` manages ``room`` (its owners and moderators)."""
     if not access.can_manage_room(actor, room):
         raise PermissionDenied("Only the room's creator or a moderator can do this.")
 
@@ -168,10 +169,15 @@ def _room_save_new(room: Room, *, retry_codes: bool) -> None:
 
 
 @transaction.atomic
-def room_close(*, room: Room, actor) -> Room:
-    """Close a room: everyone present leaves, pending requests expire. Idempotent."""
-    _require_manager(actor, room)
-    _room_end(room, status=Room.Status.CLOSED)
+def room_close(*, room: Room, actor, ip: str | None = None) -> Room:
+    """Close a room: everyone present leaves, pending requests expire. Idempotent.
+
+    Raises ``PermissionDenied`` unless ``actor`` owns the room (moderators cannot close it).
+    """
+    if not access.can_own_room(actor, room):
+        raise PermissionDenied("Only the room's creator can close it.")
+    if _room_end(room, status=Room.Status.CLOSED):
+        audit.audit_record(action=audit.Action.ROOM_CLOSE, room=room, actor=actor, ip=ip)
     return room
 
 
@@ -192,14 +198,15 @@ def _room_end(room: Room, *, status: str) -> bool:
 
 
 @transaction.atomic
-def room_password_regenerate(*, room: Room, actor) -> str:
+def room_password_regenerate(*, room: Room, actor, ip: str | None = None) -> str:
     """Give a password room a new generated password; return it in clear, shown once."""
-    _require_manager(actor, room)
+    require_manager(actor, room)
     if room.access_level != AccessLevel.PASSWORD:
         raise ValidationError({"access_level": "Only password rooms have a password."})
     password = room_password_generate()
     room.password_hash = room_password_hash(password)
     room.save(update_fields=["password_hash"])
+    audit.audit_record(action=audit.Action.PASSWORD_REGENERATE, room=room, actor=actor, ip=ip)
     return password
 
 
@@ -215,13 +222,27 @@ def room_access_update(
     auto_approve_timeout: int | None = None,
     allowed_users=None,
     room_duration_hours: float | None = None,
+    listed: bool | None = None,
+    approval_ttl: int | None = None,
+    waiting_message: str | None = None,
+    ip: str | None = None,
 ) -> tuple[Room, str | None]:
     """Change a live room's access control; return it and a new password in clear if one was set.
 
     Moving to ``password`` without a password generates one. Leaving ``password`` drops the
-    hash. Turning approval off admits everyone waiting.
+    hash. Turning approval off admits everyone waiting. Each change is audited.
     """
-    _require_manager(actor, room)
+    require_manager(actor, room)
+    before = {
+        "access_level": room.access_level,
+        "require_approval": room.require_approval,
+        "listed": room.listed,
+        "max_spectators": room.max_spectators,
+        "auto_approve_timeout": room.auto_approve_timeout,
+        "approval_ttl": room.approval_ttl,
+        "waiting_message": room.waiting_message,
+        "expires_at": room.expires_at.isoformat(),
+    }
     if not room.is_live():
         raise ValidationError({"room": "This room is no longer live."})
     new_password = None
@@ -250,6 +271,12 @@ def room_access_update(
                 {"room_duration_hours": f"Must be more than 0 and at most {settings.SPECTATOR_MAX_ROOM_HOURS}."}
             )
         room.expires_at = room.created_at + timedelta(hours=room_duration_hours)
+    if listed is not None:
+        room.listed = listed
+    if approval_ttl is not None:
+        room.approval_ttl = approval_ttl
+    if waiting_message is not None:
+        room.waiting_message = waiting_message
     approval_turned_off = require_approval is False and room.require_approval
     if require_approval is not None:
         room.require_approval = require_approval
@@ -257,10 +284,36 @@ def room_access_update(
     room.save()
     if allowed_users is not None:
         room.allowed_users.set(_users_by_username(allowed_users, field="allowed_users"))
+    _audit_access_changes(room, before, actor=actor, ip=ip, password_set=bool(new_password))
     if approval_turned_off:
         for join_request in JoinRequest.objects.filter(room=room, status=JoinRequest.Status.PENDING):
-            _join_request_decide(join_request, approver=actor, approved=True)
+            _join_request_decide(join_request, approver=actor, approved=True, ip=ip)
     return room, new_password
+
+
+def _audit_access_changes(room: Room, before: dict, *, actor, ip, password_set: bool) -> None:
+    after = {
+        "access_level": room.access_level,
+        "require_approval": room.require_approval,
+        "listed": room.listed,
+        "max_spectators": room.max_spectators,
+        "auto_approve_timeout": room.auto_approve_timeout,
+        "approval_ttl": room.approval_ttl,
+        "waiting_message": room.waiting_message,
+        "expires_at": room.expires_at.isoformat(),
+    }
+    changed = {field: {"from": before[field], "to": after[field]} for field in after if before[field] != after[field]}
+    own_actions = {
+        "access_level": audit.Action.LEVEL_CHANGE,
+        "require_approval": audit.Action.APPROVAL_CHANGE,
+        "listed": audit.Action.LISTING_CHANGE,
+    }
+    for field, action in own_actions.items():
+        if field in changed:
+            audit.audit_record(action=action, room=room, actor=actor, ip=ip, details=changed.pop(field))
+    if changed or password_set:
+        details = {**changed, **({"password": "set"} if password_set else {})}
+        audit.audit_record(action=audit.Action.ACCESS_CHANGE, room=room, actor=actor, ip=ip, details=details)
 
 
 # --- Joining ----------------------------------------------------------------------------
@@ -283,13 +336,18 @@ def room_join(
     password: str | None = None,
     message: str = "",
     client: str = "",
+    invite_token: str = "",
+    ip: str | None = None,
 ) -> JoinResult:
     """Admit ``visitor`` to ``room`` (taking a seat) or file a join request.
 
-    Raises ``AccessRefused`` with the reason, ``LockedOut`` after too many wrong passwords
-    from ``client``, ``ValidationError`` for a bad display name. The seat count is taken
-    under a row lock on the room, so two joins for the last seat cannot both win.
+    ``invite_token`` is an invite link's token (``rooms.invite_links``). Raises
+    ``AccessRefused`` with the reason, ``LockedOut`` after too many wrong passwords from
+    ``client``, ``ValidationError`` for a bad display name. The seat count is taken under a
+    row lock on the room, so two joins for the last seat cannot both win.
     """
+    from rooms.invite_links import invite_link_grant, invite_link_used
+
     room = Room.objects.select_for_update().get(pk=room.pk)
     if visitor.signed_in:
         fallback = visitor.user.get_username()
@@ -298,7 +356,8 @@ def room_join(
     name = display_name_clean(display_name, fallback=fallback)
     lockout_key = client or visitor.anon_key or "unknown"
 
-    facts = access.join_facts(room, visitor)
+    link_grant, link = invite_link_grant(room, visitor, invite_token)
+    facts = access.join_facts(room, visitor, link=link_grant)
     if access.needs_password(facts) and password:
         lockout_check(room_id=room.pk, client=lockout_key)
         facts = replace(facts, password=access.password_check(room, password))
@@ -312,7 +371,9 @@ def room_join(
     join_request = access.latest_join_request(room, visitor)
     if decision.verdict == Verdict.PENDING and _auto_approve_due(room, join_request):
         _join_request_decide(join_request, approver=None, approved=True, auto=True)
-        decision = access.decide_join(access.join_facts(room, visitor))
+        decision = access.decide_join(
+            replace(access.join_facts(room, visitor, link=link_grant), password=facts.password)
+        )
 
     if decision.verdict == Verdict.REFUSE:
         raise AccessRefused(decision.refusal)
@@ -343,6 +404,8 @@ def room_join(
             anon_key="" if visitor.signed_in else visitor.anon_key,
             display_name=name,
         )
+        if link is not None:
+            invite_link_used(link, visitor=visitor, display_name=name, ip=ip)
         events.publish_spectator_list_after_commit(room)
     else:
         Spectator.objects.filter(pk=spectator.pk).update(last_seen_at=timezone.now())
@@ -373,7 +436,9 @@ def room_leave(*, spectator: Spectator, reason: str = Spectator.LeftReason.LEFT)
 # --- Approval -------------------------------------------------------------------------------
 
 
-def _join_request_decide(join_request: JoinRequest, *, approver, approved: bool, auto: bool = False) -> JoinRequest:
+def _join_request_decide(
+    join_request: JoinRequest, *, approver, approved: bool, auto: bool = False, ip: str | None = None, details=None
+) -> JoinRequest:
     new_status = JoinRequest.Status.APPROVED if approved else JoinRequest.Status.DENIED
     now = timezone.now()
     updated = JoinRequest.objects.filter(pk=join_request.pk, status=JoinRequest.Status.PENDING).update(
@@ -381,21 +446,30 @@ def _join_request_decide(join_request: JoinRequest, *, approver, approved: bool,
     )
     join_request.refresh_from_db()
     if updated:
+        audit.audit_record(
+            action=audit.Action.ADMIT if approved else audit.Action.DENY,
+            room=join_request.room,
+            actor=approver,
+            target_user=join_request.user,
+            target_name=join_request.display_name,
+            ip=ip,
+            details={"request_id": join_request.pk, **({"auto": True} if auto else {}), **(details or {})},
+        )
         events.publish_after_commit(join_request.room, events.join_request_decided(join_request))
     return join_request
 
 
 @transaction.atomic
-def join_request_decide(*, join_request: JoinRequest, approver, approved: bool) -> JoinRequest:
+def join_request_decide(*, join_request: JoinRequest, approver, approved: bool, ip: str | None = None) -> JoinRequest:
     """Approve or deny a pending join request.
 
     Raises ``PermissionDenied`` unless ``approver`` manages the room, ``ValidationError``
     (field ``status``) when the request is no longer pending.
     """
-    _require_manager(approver, join_request.room)
+    require_manager(approver, join_request.room)
     if join_request.status != JoinRequest.Status.PENDING:
         raise ValidationError({"status": f"This request is already {join_request.status}."})
-    return _join_request_decide(join_request, approver=approver, approved=approved)
+    return _join_request_decide(join_request, approver=approver, approved=approved, ip=ip)
 
 
 # --- Invitations -----------------------------------------------------------------------
@@ -404,7 +478,7 @@ def join_request_decide(*, join_request: JoinRequest, approver, approved: bool) 
 @transaction.atomic
 def invitation_create(*, room: Room, username: str, actor) -> tuple[Invitation, bool]:
     """Invite a user by username; return the active invitation and whether it is new."""
-    _require_manager(actor, room)
+    require_manager(actor, room)
     (user,) = _users_by_username([username], field="username")
     existing = Invitation.objects.filter(room=room, user=user, revoked_at__isnull=True).first()
     if existing is not None:
@@ -415,7 +489,7 @@ def invitation_create(*, room: Room, username: str, actor) -> tuple[Invitation, 
 @transaction.atomic
 def invitation_revoke(*, invitation: Invitation, actor) -> Invitation:
     """Revoke an invitation; spectators already present stay. Idempotent."""
-    _require_manager(actor, invitation.room)
+    require_manager(actor, invitation.room)
     Invitation.objects.filter(pk=invitation.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     invitation.refresh_from_db()
     return invitation
@@ -425,24 +499,47 @@ def invitation_revoke(*, invitation: Invitation, actor) -> Invitation:
 
 
 @transaction.atomic
-def spectator_kick(*, spectator: Spectator, actor) -> Spectator:
+def spectator_kick(*, spectator: Spectator, actor, ip: str | None = None) -> Spectator:
     """Remove a spectator from the room; they may join again."""
-    _require_manager(actor, spectator.room)
+    require_manager(actor, spectator.room)
     if spectator.user_id is not None and access.can_manage_room(spectator.user, spectator.room):
         raise ValidationError({"spectator": "Room managers cannot be kicked."})
+    was_present = spectator.is_present
     spectator = room_leave(spectator=spectator, reason=Spectator.LeftReason.KICKED)
+    if was_present:
+        audit.audit_record(
+            action=audit.Action.KICK,
+            room=spectator.room,
+            actor=actor,
+            target_user=spectator.user,
+            target_name=spectator.display_name,
+            ip=ip,
+            details={"spectator_id": spectator.pk},
+        )
     events.publish_removal_after_commit(spectator)
     return spectator
 
 
 @transaction.atomic
-def ban_create(*, room: Room, actor, user=None, spectator: Spectator | None = None, reason: str = "") -> Ban:
+def ban_create(
+    *,
+    room: Room,
+    actor,
+    user=None,
+    spectator: Spectator | None = None,
+    reason: str = "",
+    scope: str = Ban.Scope.ROOM,
+    ip: str | None = None,
+) -> Ban:
     """Ban a user or a present spectator: they leave now and cannot join again until unbanned.
 
-    Their pending requests are denied. Raises ``ValidationError`` for managers and for an
-    empty target.
+    ``scope=owner`` bars them from every room of this room's creator. A running timeout
+    becomes the ban. Their pending requests are denied. Raises ``ValidationError`` for
+    managers, an empty target or an unknown scope.
     """
-    _require_manager(actor, room)
+    require_manager(actor, room)
+    if scope not in Ban.Scope.values:
+        raise ValidationError({"scope": f"Choose one of: {', '.join(Ban.Scope.values)}."})
     if spectator is not None:
         user = spectator.user
     if user is None and (spectator is None or not spectator.anon_key):
@@ -459,6 +556,13 @@ def ban_create(*, room: Room, actor, user=None, spectator: Spectator | None = No
             room=room, user__isnull=True, anon_key=spectator.anon_key, lifted_at__isnull=True
         ).first()
         display_name = spectator.display_name
+    if ban is not None and ban.expires_at is not None:
+        # A timeout (running or ended but never lifted) turns into the ban.
+        ban.expires_at, ban.reason, ban.banned_by, ban.scope = None, reason[:500] or ban.reason, actor, scope
+        ban.save(update_fields=["expires_at", "reason", "banned_by", "scope"])
+    elif ban is not None and ban.scope != scope:
+        ban.scope = scope
+        ban.save(update_fields=["scope"])
     if ban is None:
         ban = Ban.objects.create(
             room=room,
@@ -467,22 +571,51 @@ def ban_create(*, room: Room, actor, user=None, spectator: Spectator | None = No
             display_name=display_name,
             reason=reason[:500],
             banned_by=actor,
+            scope=scope,
         )
-    present = access.current_spectator(room, visitor)
-    if present is not None:
-        room_leave(spectator=present, reason=Spectator.LeftReason.BANNED)
-        events.publish_removal_after_commit(present)
-    pending = access.latest_join_request(room, visitor)
-    if pending is not None and pending.status == JoinRequest.Status.PENDING:
-        _join_request_decide(pending, approver=actor, approved=False)
+    audit.audit_record(
+        action=audit.Action.BAN,
+        room=room,
+        actor=actor,
+        target_user=user,
+        target_name=display_name,
+        ip=ip,
+        details={"ban_id": ban.pk, "scope": scope, **({"reason": ban.reason} if ban.reason else {})},
+    )
+    _remove_everywhere(room, visitor, reason=Spectator.LeftReason.BANNED, actor=actor, scope=scope)
     return ban
 
 
+def _remove_everywhere(room: Room, visitor: Visitor, *, reason: str, actor, scope: str) -> None:
+    """Free the barred visitor's seats and deny their pending requests, in ``room`` or (owner
+    scope) in every live room of its creator."""
+    rooms = [room]
+    if scope == Ban.Scope.OWNER:
+        rooms = list(Room.objects.live().filter(creator_id=room.creator_id))
+    for each in rooms:
+        present = access.current_spectator(each, visitor)
+        if present is not None:
+            room_leave(spectator=present, reason=reason)
+            events.publish_removal_after_commit(present)
+        pending = access.latest_join_request(each, visitor)
+        if pending is not None and pending.status == JoinRequest.Status.PENDING:
+            _join_request_decide(pending, approver=actor, approved=False)
+
+
 @transaction.atomic
-def ban_lift(*, ban: Ban, actor) -> Ban:
-    """Lift a ban. Idempotent."""
-    _require_manager(actor, ban.room)
-    Ban.objects.filter(pk=ban.pk, lifted_at__isnull=True).update(lifted_at=timezone.now(), lifted_by=actor)
+def ban_lift(*, ban: Ban, actor, ip: str | None = None) -> Ban:
+    """Lift a ban, or end a timeout early. Idempotent."""
+    require_manager(actor, ban.room)
+    if Ban.objects.filter(pk=ban.pk, lifted_at__isnull=True).update(lifted_at=timezone.now(), lifted_by=actor):
+        audit.audit_record(
+            action=audit.Action.TIMEOUT_END if ban.expires_at else audit.Action.UNBAN,
+            room=ban.room,
+            actor=actor,
+            target_user=ban.user,
+            target_name=ban.display_name,
+            ip=ip,
+            details={"ban_id": ban.pk},
+        )
     ban.refresh_from_db()
     return ban
 
@@ -538,9 +671,12 @@ def room_reconnect(*, room: Room, spectator_id: int) -> Spectator:
     # A seat lost to the room ending falls through to the decision: room_closed / room_expired (4410).
     ended = (Spectator.LeftReason.CLOSED, Spectator.LeftReason.EXPIRED)
     if spectator.left_at is not None and spectator.left_reason not in (*RECONNECTABLE, *ended):
-        raise AccessRefused(Refusal.BANNED if spectator.left_reason == Spectator.LeftReason.BANNED else Refusal.DENIED)
+        refusals = {Spectator.LeftReason.BANNED: Refusal.BANNED, Spectator.LeftReason.SUSPENDED: Refusal.TIMED_OUT}
+        raise AccessRefused(refusals.get(spectator.left_reason, Refusal.DENIED))
     visitor = Visitor(user=spectator.user, anon_key=spectator.anon_key)
-    facts = replace(access.join_facts(room, visitor), password=access.PasswordCheck.RIGHT)
+    # The ticket vouches for the password and the approval it was issued after (an invite link
+    # into an invite-only room left an invitation behind).
+    facts = replace(access.join_facts(room, visitor), password=access.PasswordCheck.RIGHT, approval_expired=False)
     if facts.require_approval and facts.request_status is None:
         # Admitted before approval was switched on, or approved since: the ticket stands.
         facts = replace(facts, request_status=JoinRequest.Status.APPROVED)

@@ -19,6 +19,7 @@ from rooms.access import Refusal, RoomNotFound, Verdict, Visitor
 from rooms.api.views import session_visitor
 from rooms.codes import room_code_is_valid, room_code_normalize
 from rooms.forms import RoomCreateForm
+from rooms.invite_links import invite_link_grant
 
 LOBBY_ROOM_LIMIT = 60
 MY_ROOM_LIMIT = 100
@@ -76,7 +77,11 @@ def room_page(request, code: str):
         room = access.room_get_visible(code, request.user)
     except RoomNotFound:
         return room_missing(request, code)
-    decision = access.join_preview(room, page_visitor(request))
+    # An invite link (``?invite=``) joins in one click: the page hands its token to the join API.
+    invite_token = request.GET.get("invite", "")[:512]
+    visitor = page_visitor(request)
+    link, _invite_link = invite_link_grant(room, visitor, invite_token)
+    decision = access.join_preview(room, visitor, link=link)
     if decision.refusal in (Refusal.CLOSED, Refusal.EXPIRED):
         return render(request, "rooms/room_ended.html", {"room": room, "refusal": decision.refusal.value}, status=410)
     if decision.verdict == Verdict.REFUSE:
@@ -95,6 +100,8 @@ def room_page(request, code: str):
         "max_spectators": room.max_spectators,
         "screen": screen,
         "refusal": decision.refusal.value if decision.refusal else None,
+        "invite_token": invite_token if link != access.LinkGrant.NONE else "",
+        "waiting_message": room.waiting_message,
         "signed_in": request.user.is_authenticated,
         "username": request.user.get_username() if request.user.is_authenticated else "",
         "is_manager": is_manager,
@@ -106,6 +113,7 @@ def room_page(request, code: str):
             "algorithm": session.algorithm,
             "total_episodes": session.total_episodes,
             "status": session.status,
+            "history_url": reverse("metric-series", kwargs={"training_session_id": session.pk}),
         },
         "flags": {
             "overlay": room.enable_metrics_overlay,

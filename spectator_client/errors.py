@@ -63,6 +63,18 @@ class Banned(AccessDenied):
     default_code = "banned"
 
 
+class TimedOut(AccessDenied):
+    """Timed out of the room by a moderator until the time passes."""
+
+    default_code = "timed_out"
+
+
+class RoomLocked(AccessDenied):
+    """The room is locked: nobody new gets in."""
+
+    default_code = "room_locked"
+
+
 class InvalidPassword(AccessDenied):
     """A password room's password was missing or wrong."""
 
@@ -108,9 +120,16 @@ class RateLimited(SpectatorError, RuntimeError):
 
 
 class ServerUnavailable(SpectatorError, ConnectionError):
-    """The server could not be reached, timed out, or failed (5xx)."""
+    """The server could not be reached, timed out, or failed (5xx).
+
+    ``retry_after`` is in seconds, when the server said (a 503 while its database is down).
+    """
 
     default_code = "server_unavailable"
+
+    def __init__(self, detail: str = "", *, retry_after: float | None = None, **kwargs: Any):
+        super().__init__(detail, **kwargs)
+        self.retry_after = retry_after
 
 
 class StreamBehind(SpectatorError, RuntimeError):
@@ -124,6 +143,10 @@ CODE_CLASSES: dict[str, type[SpectatorError]] = {
     "wrong_password": InvalidPassword,
     "password_required": InvalidPassword,
     "banned": Banned,
+    "timed_out": TimedOut,
+    "room_locked": RoomLocked,
+    "invite_link_invalid": AccessDenied,
+    "invite_link_not_yours": AccessDenied,
     "not_invited": AccessDenied,
     "join_denied": AccessDenied,
     "sign_in_required": AuthenticationRequired,
@@ -149,6 +172,7 @@ STATUS_CLASSES: dict[int, type[SpectatorError]] = {
 
 # WebSocket close codes of DESIGN.md section 4.
 CLOSE_CLASSES: dict[int, type[SpectatorError]] = {
+    4202: AccessDenied,  # sent back to the waiting room: join again to wait for approval
     4400: ValidationError,
     4401: AuthenticationRequired,
     4403: AccessDenied,
@@ -190,7 +214,7 @@ def error_for_response(status: int, body: Any, headers=None, *, path: str = "") 
     if code == "room_closed" and cls is RoomExpired:
         cls = RoomClosed
     kwargs: dict[str, Any] = {"code": code, "status": status, "fields": fields}
-    if issubclass(cls, RateLimited):
+    if issubclass(cls, (RateLimited, ServerUnavailable)):
         kwargs["retry_after"] = _retry_after(headers)
     return cls(detail, **kwargs)
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import collections
 from typing import Any
 
 import httpx
 
-from spectator_client.errors import RoomNotFound, TrainingSessionNotFound
+from spectator_client.errors import RoomNotFound, TrainingSessionNotFound, ValidationError
 from spectator_client.frames import frame_pack
 from spectator_client.live import Callback, RoomListener
 from spectator_client.models import (
     AccessLevel,
     MetricsData,
+    RecordingMode,
     RoomAccessControl,
     SpectatorMode,
     SpectatorSession,
@@ -261,6 +263,82 @@ class SpectatorManager:
             except RoomNotFound:
                 self._training_ids[key] = session_id
         return self._training_ids[key]
+
+    # --- Recordings and replay -----------------------------------------------------------------
+
+    async def configure_recording(
+        self,
+        session_id: str,
+        mode: RecordingMode | str | None = None,
+        *,
+        every_n: int | None = None,
+        keep: int | None = None,
+        max_bytes: int | None = None,
+        max_age_hours: float | None = None,
+    ) -> dict[str, Any]:
+        """Choose what the training session records for replay, and how much of it the server keeps.
+
+        ``mode``: ``all``, ``every_nth`` (episodes whose number is a multiple of ``every_n``),
+        ``best_worst`` (the ``keep`` best and ``keep`` worst by reward) or ``off``; ``max_bytes``
+        and ``max_age_hours`` bound what is kept (the oldest episodes go first). Only the settings
+        given change. Returns the settings with the current ``episodes`` and ``bytes``. Raises
+        ``ValidationError`` naming the field (``recording.every_n``), ``TrainingSessionNotFound``.
+        """
+        settings: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("every_n", every_n),
+                ("keep", keep),
+                ("max_bytes", max_bytes),
+                ("max_age_hours", max_age_hours),
+            )
+            if value is not None
+        }
+        if mode is not None:
+            try:
+                settings["mode"] = RecordingMode(mode).value
+            except ValueError:
+                choices = ", ".join(item.value for item in RecordingMode)
+                raise ValidationError(
+                    f"recording.mode: choose one of {choices}.",
+                    fields={"recording.mode": [f"Choose one of {choices}."]},
+                ) from None
+        if not settings:
+            raise ValidationError(
+                "recording: name at least one setting to change.", fields={"recording": ["Name at least one setting."]}
+            )
+        training_id = await self.training_session_id(session_id)
+        session = await self.api.patch(session_path(training_id), {"recording": settings})
+        return session["recording"]
+
+    async def list_recorded_episodes(self, session_id: str, *, ordering: str = "-episode") -> list[dict[str, Any]]:
+        """The training session's recorded episodes (``episode``, ``decisions``, ``frames``, ``steps``,
+        ``reward``, ``bytes``, …), newest first; ``ordering`` also takes ``episode``, ``reward``,
+        ``-reward``, ``recorded``, ``-recorded``. For the owner and spectators admitted to one of its rooms.
+        """
+        training_id = await self.training_session_id(session_id)
+        token = self.api.visitor_tokens.get(_ref_key(session_id))
+        return await self.api.get_all(
+            session_path(training_id, "recordings"), ordering=ordering, visitor_token=token, limit=500
+        )
+
+    async def export_recorded_episode(self, session_id: str, episode: int, *, images: bool = True) -> dict[str, Any]:
+        """One recorded episode: ``recording`` (its summary), ``metrics``, ``decisions`` and ``frames``.
+
+        Each frame has ``step``, ``timestamp``, ``mime``, ``size`` and (unless ``images=False``)
+        ``image``, the image bytes. Raises ``NotFoundError`` when the episode is not recorded.
+        """
+        training_id = await self.training_session_id(session_id)
+        token = self.api.visitor_tokens.get(_ref_key(session_id))
+        data = await self.api.get(
+            f"{session_path(training_id, 'recordings')}{int(episode)}.json",
+            frames="base64" if images else "none",
+            visitor_token=token,
+        )
+        for frame in data.get("frames", []):
+            if "data" in frame:
+                frame["image"] = base64.b64decode(frame.pop("data"))
+        return data
 
     # --- Listening -------------------------------------------------------------------------------
 

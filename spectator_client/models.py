@@ -19,6 +19,18 @@ class SpectatorMode(str, enum.Enum):
         return self.value
 
 
+class RecordingMode(str, enum.Enum):
+    """What a training session records for replay: every episode, every Nth, the K best and K worst, nothing."""
+
+    ALL = "all"
+    EVERY_NTH = "every_nth"
+    BEST_WORST = "best_worst"
+    OFF = "off"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class AccessLevel(str, enum.Enum):
     PUBLIC = "public"
     PASSWORD = "password"
@@ -174,6 +186,10 @@ class RoomAccessControl:
     blocked_users: set[str] = field(default_factory=set)
     require_approval: bool = False
     auto_approve_timeout: int = 0
+    # Read from the server; change them with lock_room / set_listed / set_approval.
+    locked: bool = False
+    listed: bool = True
+    approval_ttl: int = 0
 
     def __post_init__(self):
         self.access_level = AccessLevel(self.access_level)
@@ -210,6 +226,9 @@ class RoomAccessControl:
             blocked_users=set(data.get("blocked_users") or ()),
             require_approval=bool(data.get("require_approval", False)),
             auto_approve_timeout=int(data.get("auto_approve_timeout") or 0),
+            locked=bool(data.get("locked", False)),
+            listed=bool(data.get("listed", True)),
+            approval_ttl=int(data.get("approval_ttl") or 0),
         )
 
 

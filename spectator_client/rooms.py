@@ -9,6 +9,7 @@ import httpx
 
 from spectator_client.errors import AccessDenied, TrainingSessionNotFound, ValidationError
 from spectator_client.models import RoomAccessControl, RoomInfo, SpectatorMode
+from spectator_client.moderation import RoomModerationMixin
 from spectator_client.transport import ApiConfig, AsyncApi
 
 
@@ -62,6 +63,7 @@ async def room_join(
     password: str | None = None,
     message: str = "",
     user_id: str | None = None,
+    invite_token: str = "",
 ) -> dict[str, Any]:
     """Join a room: ``status`` is ``approved`` (with a ``websocket_url`` carrying a ticket) or ``pending_approval``.
 
@@ -74,6 +76,8 @@ async def room_join(
         body["password"] = password
     if user_id:
         body["user_id"] = str(user_id)
+    if invite_token:
+        body["invite_token"] = invite_token
     token = api.visitor_tokens.get(_ref_key(ref))
     if token:
         body["visitor_token"] = token
@@ -97,7 +101,7 @@ def _ref_key(ref: str) -> str:
     return str(ref).strip().upper()
 
 
-class SpectatorRoomManager:
+class SpectatorRoomManager(RoomModerationMixin):
     """Rooms and their moderation over the API; every network method is a coroutine.
 
     ``server_url`` defaults to ``$SPECTATOR_URL`` (``game_server_url`` is the seed's alias),
@@ -296,10 +300,19 @@ class SpectatorRoomManager:
         return await self.api.post(room_path(room_code, "spectators", int(spectator_id), "kick"))
 
     async def block_user(
-        self, room_code: str, user_id: str | int, blocker_id: str | None = None, reason: str = ""
+        self,
+        room_code: str,
+        user_id: str | int,
+        blocker_id: str | None = None,
+        reason: str = "",
+        *,
+        scope: str = "room",
     ) -> dict[str, Any]:
-        """Ban a user (by username) or a present spectator (by spectator id, an int); they leave now."""
-        body: dict[str, Any] = {"reason": reason}
+        """Ban a user (by username) or a present spectator (by spectator id, an int); they leave now.
+
+        ``scope="owner"`` bans them from every room of this room's creator.
+        """
+        body: dict[str, Any] = {"reason": reason, "scope": scope}
         if isinstance(user_id, int) and not isinstance(user_id, bool):
             body["spectator_id"] = user_id
         else:

@@ -4,7 +4,10 @@
 ``fields`` appears for validation errors and names every offending field.
 """
 
+import logging
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -13,12 +16,19 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from rooms.access import AccessRefused, Refusal
 from rooms.lockout import LockedOut
+from spectator_site.faults import RETRY_AFTER_SECONDS, cache_errors, database_errors
+
+logger = logging.getLogger(__name__)
 
 REFUSAL_STATUS = {
     Refusal.NOT_FOUND: status.HTTP_404_NOT_FOUND,
     Refusal.CLOSED: status.HTTP_410_GONE,
     Refusal.EXPIRED: status.HTTP_410_GONE,
     Refusal.BANNED: status.HTTP_403_FORBIDDEN,
+    Refusal.TIMED_OUT: status.HTTP_403_FORBIDDEN,
+    Refusal.LINK_INVALID: status.HTTP_403_FORBIDDEN,
+    Refusal.LINK_NOT_YOURS: status.HTTP_403_FORBIDDEN,
+    Refusal.LOCKED: status.HTTP_403_FORBIDDEN,
     Refusal.PASSWORD_REQUIRED: status.HTTP_403_FORBIDDEN,
     Refusal.WRONG_PASSWORD: status.HTTP_403_FORBIDDEN,
     Refusal.SIGN_IN_REQUIRED: status.HTTP_401_UNAUTHORIZED,
@@ -65,6 +75,9 @@ def exception_handler(exc, context):
         )
     if isinstance(exc, Http404):
         return error_response("not_found", str(exc) or "Not found.", status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, SuspiciousOperation):
+        # Django's request parsing limits (too many fields, too large a body): still the API's JSON.
+        return error_response("bad_request", str(exc) or "Bad request.", status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DjangoPermissionDenied):
         return error_response("permission_denied", str(exc) or "Permission denied.", status.HTTP_403_FORBIDDEN)
     if isinstance(exc, exceptions.ValidationError):
@@ -72,6 +85,17 @@ def exception_handler(exc, context):
         first = next(iter(fields))
         return error_response(
             "validation_error", f"{first}: {fields[first][0]}", status.HTTP_400_BAD_REQUEST, fields=fields
+        )
+
+    if isinstance(exc, database_errors() + cache_errors()):
+        # A backing service is down for a while: nothing was stored; the client retries.
+        service = "database" if isinstance(exc, database_errors()) else "cache"
+        logger.warning("%s unavailable for %s", service, context.get("request").path, exc_info=True)
+        return error_response(
+            f"{service}_unavailable",
+            f"The {service} is unavailable for a moment; retry after {RETRY_AFTER_SECONDS} s.",
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
     response = drf_exception_handler(exc, context)

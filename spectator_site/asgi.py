@@ -12,6 +12,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from rooms.sweeper import sweeper_start  # noqa: E402
+from spectator_site.gc_tuning import tune_gc  # noqa: E402
 from spectator_site.raw_send import RawSendMiddleware  # noqa: E402
 from spectator_site.routing import websocket_urlpatterns  # noqa: E402
 from spectator_site.websocket_origin import browser_origin_validator  # noqa: E402
@@ -24,3 +25,4 @@ application = ProtocolTypeRouter(
 )
 
 sweeper_start()
+tune_gc()

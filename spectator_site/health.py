@@ -9,6 +9,8 @@ from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import JsonResponse
 
+from spectator_site.observability import database_error_count
+
 logger = logging.getLogger(__name__)
 CHECK_TIMEOUT = 3.0
 
@@ -18,7 +20,8 @@ def _database_ok() -> bool:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             return cursor.fetchone() == (1,)
-    except Exception:
+    except Exception as exc:
+        database_error_count(exc)
         logger.warning("health check: database unavailable", exc_info=True)
         return False
     finally:

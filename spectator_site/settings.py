@@ -28,6 +28,11 @@ def env_int(name: str, default: int) -> int:
     return default if value in (None, "") else int(value)
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return default if value in (None, "") else float(value)
+
+
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -63,9 +68,12 @@ INSTALLED_APPS = [
     "accounts",
     "metrics",
     "rooms",
+    "spectator_site",
 ]
 
 MIDDLEWARE = [
+    # First: every response, redirects and errors included, carries its X-Request-ID.
+    "spectator_site.logging_context.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "spectator_site.middleware.SecurityHeadersMiddleware",
     # Static files (our ES modules, CSS and the npm-installed chart library) without a CDN.
@@ -196,6 +204,11 @@ if env_bool("SPECTATOR_TLS", False):
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # Browsers' preload lists are hard to leave: an operator opts in, and only then does
+    # `check --deploy` stop warning (W021) about it being off.
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 # --- REST API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -205,8 +218,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "spectator_site.throttles.AnonRateThrottle",
+        "spectator_site.throttles.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": os.environ.get("SPECTATOR_THROTTLE_ANON", "600/min"),
@@ -215,6 +228,11 @@ REST_FRAMEWORK = {
     },
     "NUM_PROXIES": env_int("SPECTATOR_NUM_PROXIES", 0) or None,
     "EXCEPTION_HANDLER": "spectator_site.api_errors.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "spectator_site.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
@@ -230,6 +248,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # A training session's status appears in its list and detail shapes: one enum, one name.
+    "ENUM_NAME_OVERRIDES": {"TrainingSessionStatusEnum": "metrics.models.TrainingSession.Status"},
 }
 
 # --- Spectator ------------------------------------------------------------------------------
@@ -247,14 +267,41 @@ SPECTATOR_MAX_FRAME_BYTES = env_int("SPECTATOR_MAX_FRAME_BYTES", 2 * 1024 * 1024
 SPECTATOR_PRESENCE_TIMEOUT = env_int("SPECTATOR_PRESENCE_TIMEOUT", 90)
 # Per-connection send buffer: past this many queued messages a spectator is too far behind.
 SPECTATOR_MAX_BUFFERED_MESSAGES = env_int("SPECTATOR_MAX_BUFFERED_MESSAGES", 5000)
+# Seconds between two spectator lists sent to a room: a crowd joining at once gets the latest list
+# a few times a second, not one per join (which is n^2 messages for n joiners).
+SPECTATOR_LIST_INTERVAL = env_float("SPECTATOR_LIST_INTERVAL", 0.5)
 # Metric points of recent history sent in a room's snapshot on connect.
 SPECTATOR_SNAPSHOT_POINTS = env_int("SPECTATOR_SNAPSHOT_POINTS", 500)
+# Recorded episodes (decisions and frames for replay): one append-only file per episode under
+# this folder (chosen over database rows by benchmarks/recording.py). A session's own recording
+# settings start from these defaults: mode all | every_nth | best_worst | off, bytes and age kept.
+SPECTATOR_RECORDINGS_DIR = Path(os.environ.get("SPECTATOR_RECORDINGS_DIR", MEDIA_ROOT / "recordings"))
+SPECTATOR_RECORDING_MODE = os.environ.get("SPECTATOR_RECORDING_MODE", "all")
+SPECTATOR_RECORDING_MAX_BYTES = env_int("SPECTATOR_RECORDING_MAX_BYTES", 256 * 1024 * 1024)
+SPECTATOR_RECORDING_MAX_AGE_HOURS = env_float("SPECTATOR_RECORDING_MAX_AGE_HOURS", 7 * 24)
+# thread: ingest hands records to a per-process writer thread (never waits on disk or the
+# database); inline: the ingest request writes them itself before it answers.
+SPECTATOR_RECORDING_WRITER = os.environ.get("SPECTATOR_RECORDING_WRITER", "thread")
 
+# /metrics: direct connections from these addresses or networks, or the bearer token, may read it.
+SPECTATOR_METRICS_ALLOW = env_list("SPECTATOR_METRICS_ALLOW", "127.0.0.1,::1")
+SPECTATOR_METRICS_TOKEN = os.environ.get("SPECTATOR_METRICS_TOKEN", "")
+
+# LOG_FORMAT=json: one JSON object a line (with request, room and training-session ids); else plain.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "spectator_site.logging_context.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }

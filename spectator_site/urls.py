@@ -6,9 +6,14 @@ from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from spectator_site.health import healthz
+from spectator_site.observability import metrics
+from spectator_site.resources import resources_json, resources_page
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
+    path("admin/resources/", admin.site.admin_view(resources_page), name="admin-resources"),
+    path("admin/resources.json", resources_json, name="admin-resources-json"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -68,6 +68,14 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def _recordings_in_tmp(settings, tmp_path):
+    # Recorded episodes go to the test's own folder, written before ingest answers (no writer
+    # thread outliving the test's database access); tests of the writer thread turn it on.
+    settings.SPECTATOR_RECORDINGS_DIR = tmp_path / "recordings"
+    settings.SPECTATOR_RECORDING_WRITER = "inline"
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache():
     from django.core.cache import cache
 

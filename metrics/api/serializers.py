@@ -8,7 +8,12 @@ from rest_framework import serializers
 
 from metrics.exports import export_fields_allowed
 from metrics.models import TrainingSession, training_session_id_validator
-from metrics.selectors import PointWindow, series_name_resolve
+from metrics.selectors import (
+    COMPARISON_MAX_SESSIONS,
+    COMPARISON_MIN_SESSIONS,
+    PointWindow,
+    series_name_resolve,
+)
 
 
 class TrainingSessionCreateInputSerializer(serializers.Serializer):
@@ -183,3 +188,68 @@ class MetricHistorySerializer(serializers.Serializer):
     smooth = serializers.FloatField(allow_null=True)
     series = serializers.DictField(child=MetricSeriesSerializer())
     trend = serializers.DictField()
+
+
+# --- Run summaries and comparisons -------------------------------------------------------------
+
+
+class SummaryQuerySerializer(serializers.Serializer):
+    last = serializers.IntegerField(
+        min_value=1,
+        max_value=1_000_000,
+        default=100,
+        help_text="The recent average covers the last this many episodes (default 100).",
+    )
+    visitor_token = serializers.CharField(required=False, allow_blank=True)
+
+
+class ComparisonQuerySerializer(SummaryQuerySerializer):
+    MIN_SESSIONS, MAX_SESSIONS = COMPARISON_MIN_SESSIONS, COMPARISON_MAX_SESSIONS
+
+    sessions = serializers.CharField(
+        help_text="2 to 4 training session ids, comma-separated (or the parameter repeated), in the order wanted."
+    )
+
+    def validate_sessions(self, value):
+        ids = _names(value)
+        if not self.MIN_SESSIONS <= len(ids) <= self.MAX_SESSIONS:
+            raise serializers.ValidationError(
+                f"Name {self.MIN_SESSIONS} to {self.MAX_SESSIONS} different training sessions (got {len(ids)})."
+            )
+        return ids
+
+
+class RunSummarySerializer(serializers.Serializer):
+    """Documentation and formatting of ``metrics.selectors.training_session_summary``."""
+
+    training_session_id = serializers.CharField()
+    name = serializers.CharField()
+    algorithm = serializers.CharField()
+    status = serializers.CharField(help_text="running, paused, completed or closed.")
+    owner = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    extra_keys = serializers.ListField(child=serializers.CharField(), help_text="Its custom scalars.")
+    points = serializers.IntegerField(help_text="Metric points stored.")
+    episodes = serializers.IntegerField(help_text="Distinct episode numbers with a point.")
+    first_episode = serializers.IntegerField(allow_null=True)
+    last_episode = serializers.IntegerField(allow_null=True)
+    started_at = serializers.FloatField(allow_null=True, help_text="First point's timestamp (seconds since the epoch).")
+    last_point_at = serializers.FloatField(allow_null=True, help_text="Last point's timestamp.")
+    duration_seconds = serializers.FloatField(allow_null=True, help_text="From the first point to the last.")
+    episodes_per_hour = serializers.FloatField(
+        allow_null=True, help_text="Episode counter's advance per hour between the first and the last point."
+    )
+    best_reward = serializers.FloatField(allow_null=True, help_text="Highest current_reward.")
+    best_reward_episode = serializers.IntegerField(allow_null=True, help_text="First episode that reached it.")
+    average_reward = serializers.FloatField(allow_null=True, help_text="Mean current_reward over the run.")
+    recent_episodes = serializers.IntegerField(help_text="The ``last`` asked for.")
+    recent_average_reward = serializers.FloatField(
+        allow_null=True, help_text="Mean current_reward over the last ``recent_episodes`` episodes."
+    )
+    win_rate = serializers.FloatField(allow_null=True, help_text="The latest win_rate reported.")
+    win_rate_episode = serializers.IntegerField(allow_null=True, help_text="The episode it was reported at.")
+
+
+class ComparisonSerializer(serializers.Serializer):
+    last = serializers.IntegerField()
+    sessions = RunSummarySerializer(many=True)

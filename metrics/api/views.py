@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from django.utils.http import content_disposition_header
@@ -19,24 +20,32 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from metrics import exports, selectors, services
+from metrics.api.recording_serializers import TrainingSessionDetailSerializer, TrainingSessionUpdateInputSerializer
 from metrics.api.serializers import (
+    ComparisonQuerySerializer,
+    ComparisonSerializer,
     ExportQuerySerializer,
     HistoryQuerySerializer,
     IngestInputSerializer,
     IngestResultSerializer,
     MetricHistorySerializer,
     MetricPointSerializer,
+    RunSummarySerializer,
     StatusInputSerializer,
+    SummaryQuerySerializer,
     TrainingSessionCreateInputSerializer,
     TrainingSessionSerializer,
 )
 from metrics.events import KIND_FRAME, decision_items, metrics_data, publish_stream, publish_stream_after_commit
 from metrics.ingest import MAX_FRAME_HEADER, IngestError, decisions_clean, frame_pack, frame_parse, metric_points_clean
 from metrics.models import TrainingSession
+from metrics.recorder import recorder
+from metrics.recording_services import recording_policy_set
 from rooms import access
 from rooms.api.serializers import ErrorSerializer
 from rooms.api.views import visitor_from_request
 from spectator_site.api_errors import error_response
+from spectator_site.observability import ingest_points_rejected
 
 
 class FrameParser(BaseParser):
@@ -61,6 +70,8 @@ def _get_managed(training_session_id, user) -> TrainingSession:
 
 
 class TrainingSessionListCreateApi(APIView):
+    pagination_class = LimitOffsetPagination  # for the schema: the list is paginated
+
     @extend_schema(responses={200: TrainingSessionSerializer(many=True), **ERRORS})
     def get(self, request):
         """List the caller's training sessions, newest first."""
@@ -84,10 +95,24 @@ class TrainingSessionListCreateApi(APIView):
 
 
 class TrainingSessionDetailApi(APIView):
-    @extend_schema(responses={200: TrainingSessionSerializer, **ERRORS})
+    @extend_schema(responses={200: TrainingSessionDetailSerializer, **ERRORS})
     def get(self, request, training_session_id):
-        """Show one of the caller's training sessions."""
-        return Response(TrainingSessionSerializer(_get_managed(training_session_id, request.user)).data)
+        """Show one of the caller's training sessions, with its recording settings."""
+        return Response(TrainingSessionDetailSerializer(_get_managed(training_session_id, request.user)).data)
+
+    @extend_schema(
+        request=TrainingSessionUpdateInputSerializer, responses={200: TrainingSessionDetailSerializer, **ERRORS}
+    )
+    def patch(self, request, training_session_id):
+        """Change a training session's recording settings (``{"recording": {"mode": "every_nth", "every_n": 5}}``)."""
+        session = _get_managed(training_session_id, request.user)
+        data = TrainingSessionUpdateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            recording_policy_set(training_session=session, actor=request.user, **data.validated_data["recording"])
+        except DjangoValidationError as exc:
+            raise ValidationError({"recording": exc.message_dict}) from None
+        return Response(TrainingSessionDetailSerializer(session).data)
 
 
 class TrainingSessionCloseApi(APIView):
@@ -131,10 +156,12 @@ class MetricsIngestApi(APIView):
             points = metric_points_clean(body.get("points", []), default_stream=str(body.get("stream") or ""))
             decisions = decisions_clean(body.get("decisions", []))
         except IngestError as exc:
+            ingest_points_rejected(body.get("points", []))
             return _ingest_error(exc)
         result = services.metric_points_append(training_session=session, points=points)
         if decisions:
             publish_stream_after_commit(session.pk, decision_items(decisions))
+        recorder.submit(session.pk, decisions=decisions, points=points if result.accepted else ())
         return Response(
             {
                 "accepted": result.accepted,
@@ -161,6 +188,7 @@ class FrameIngestApi(APIView):
             return _ingest_error(exc)
         header["training_session_id"] = session.pk
         publish_stream(session.pk, [(KIND_FRAME, frame_pack(header, image))])
+        recorder.submit(session.pk, frames=[(header, image)])
         return Response({"accepted": 1}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -259,7 +287,14 @@ class MetricExportApi(APIView):
 
     @extend_schema(
         parameters=[ExportQuerySerializer],
-        responses={(200, media_type): OpenApiTypes.BINARY for media_type in exports.FORMATS.values()} | ERRORS,
+        # The JSON download is an array of points (clients parse it); CSV and NDJSON are opaque text.
+        responses={
+            (200, media_type): {"type": "array", "items": {"type": "object"}}
+            if media_type == exports.FORMATS["json"]
+            else OpenApiTypes.BINARY
+            for media_type in exports.FORMATS.values()
+        }
+        | ERRORS,
     )
     def get(self, request, training_session_id):
         """Download a session's metric history (CSV, JSON or NDJSON by the path), streamed.
@@ -308,3 +343,42 @@ async def _chunks_async(chunks: Iterator[bytes]):
             yield chunk
     finally:
         await sync_to_async(chunks.close, thread_sensitive=True)()
+
+
+class TrainingSessionSummaryApi(APIView):
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(parameters=[SummaryQuerySerializer], responses={200: RunSummarySerializer, **ERRORS})
+    def get(self, request, training_session_id):
+        """Sum up a run: best and average reward (overall and recent), latest win rate, episodes and pace.
+
+        For owners and admitted spectators.
+        """
+        session = _get_viewable(request, training_session_id)
+        query = SummaryQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        summary = selectors.training_session_summary(session, last=query.validated_data["last"])
+        return Response(RunSummarySerializer(summary).data)
+
+
+class TrainingSessionComparisonApi(APIView):
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(parameters=[ComparisonQuerySerializer], responses={200: ComparisonSerializer, **ERRORS})
+    def get(self, request):
+        """Sum up two to four runs side by side, in the order named.
+
+        A session the caller may not read answers 404, as a missing one does.
+        """
+        params = request.query_params
+        query = ComparisonQuerySerializer(data={**params.dict(), "sessions": ",".join(params.getlist("sessions"))})
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        sessions = []
+        for training_session_id in data["sessions"]:
+            try:
+                sessions.append(_get_viewable(request, training_session_id))
+            except NotFound:
+                raise NotFound(f"No such training session: {training_session_id}.") from None
+        summaries = [selectors.training_session_summary(session, last=data["last"]) for session in sessions]
+        return Response(ComparisonSerializer({"last": data["last"], "sessions": summaries}).data)

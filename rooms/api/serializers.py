@@ -55,6 +55,11 @@ class AccessUpdateInputSerializer(serializers.Serializer):
     auto_approve_timeout = serializers.IntegerField(min_value=0, max_value=7 * 24 * 3600, required=False)
     allowed_users = serializers.ListField(child=serializers.CharField(max_length=150), required=False, max_length=1000)
     room_duration_hours = serializers.FloatField(min_value=0.001, required=False)
+    listed = serializers.BooleanField(required=False, help_text="Public and password rooms: shown on the lobby.")
+    approval_ttl = serializers.IntegerField(
+        min_value=0, max_value=30 * 24 * 3600, required=False, help_text="Seconds an approval lasts; 0 = forever."
+    )
+    waiting_message = serializers.CharField(max_length=500, required=False, allow_blank=True)
 
     def validate(self, attrs):
         if not attrs:
@@ -68,6 +73,7 @@ class JoinInputSerializer(serializers.Serializer):
     message = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     visitor_token = serializers.CharField(max_length=128, required=False, allow_blank=True)
     user_id = serializers.CharField(max_length=150, required=False, allow_null=True)
+    invite_token = serializers.CharField(max_length=512, required=False, allow_blank=True)
 
 
 class LeaveInputSerializer(serializers.Serializer):
@@ -88,6 +94,7 @@ class BanCreateInputSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150, required=False)
     spectator_id = serializers.IntegerField(min_value=1, required=False)
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    scope = serializers.ChoiceField(choices=Ban.Scope.choices, default=Ban.Scope.ROOM)
 
     def validate(self, attrs):
         if bool(attrs.get("username")) == bool(attrs.get("spectator_id")):
@@ -164,7 +171,7 @@ class BanSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Ban
-        fields = ["ban_id", "username", "display_name", "reason", "banned_by", "created_at", "lifted_at"]
+        fields = ["ban_id", "username", "display_name", "reason", "scope", "banned_by", "created_at", "lifted_at"]
 
     def get_username(self, obj) -> str | None:
         return obj.user.get_username() if obj.user_id else None
@@ -179,6 +186,9 @@ class AccessControlSerializer(serializers.Serializer):
     max_spectators = serializers.IntegerField()
     require_approval = serializers.BooleanField()
     auto_approve_timeout = serializers.IntegerField()
+    approval_ttl = serializers.IntegerField()
+    locked = serializers.BooleanField()
+    listed = serializers.BooleanField(help_text="Shown on the lobby.")
     allowed_users = serializers.ListField(child=serializers.CharField(), required=False)
     blocked_users = serializers.ListField(child=serializers.CharField(), required=False)
 
@@ -243,6 +253,9 @@ class RoomSerializer(serializers.Serializer):
             "max_spectators": room.max_spectators,
             "require_approval": room.require_approval,
             "auto_approve_timeout": room.auto_approve_timeout,
+            "approval_ttl": room.approval_ttl,
+            "locked": room.locked,
+            "listed": access.is_listed(room),
         }
         if self._manages(room):
             data["allowed_users"] = sorted(room.allowed_users.values_list("username", flat=True))
@@ -289,6 +302,8 @@ class JoinResponseSerializer(serializers.Serializer):
     ticket_expires_in = serializers.IntegerField(required=False)
     websocket_url = serializers.CharField(required=False)
     request_id = serializers.IntegerField(required=False)
+    place = serializers.IntegerField(required=False, help_text="Pending: where the request stands in line, from 1.")
+    waiting_message = serializers.CharField(required=False, help_text="Pending: what the room's owner says.")
     visitor_token = serializers.CharField(
         required=False, help_text="Anonymous visitors: send it back with later joins and leaves."
     )
@@ -298,3 +313,83 @@ class ErrorSerializer(serializers.Serializer):
     error = serializers.CharField()
     detail = serializers.CharField()
     fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+
+
+# --- Moderation (rooms.moderation, rooms.invite_links, rooms.audit) -------------------------------
+
+
+class ModeratorCreateInputSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+
+
+class ModeratorSerializer(serializers.Serializer):
+    username = serializers.CharField(source="user.username")
+    added_by = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+
+    def get_added_by(self, obj) -> str | None:
+        return obj.added_by.get_username() if obj.added_by_id else None
+
+
+class TimeoutCreateInputSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150, required=False)
+    spectator_id = serializers.IntegerField(min_value=1, required=False)
+    duration_seconds = serializers.IntegerField(min_value=1, max_value=30 * 24 * 3600)
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+    def validate(self, attrs):
+        if bool(attrs.get("username")) == bool(attrs.get("spectator_id")):
+            raise serializers.ValidationError({"username": ["Give exactly one of username or spectator_id."]})
+        return attrs
+
+
+class TimeoutSerializer(BanSerializer):
+    class Meta(BanSerializer.Meta):
+        fields = [*BanSerializer.Meta.fields, "expires_at"]
+
+
+class InviteLinkCreateInputSerializer(serializers.Serializer):
+    username = serializers.CharField(
+        max_length=150, required=False, allow_null=True, help_text="Only this user may use the link."
+    )
+    grants_password = serializers.BooleanField(default=False, help_text="Password rooms: the link skips the password.")
+    expires_in_hours = serializers.FloatField(min_value=0.001, max_value=24 * 30, default=24)
+    label = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+
+class InviteLinkSerializer(serializers.Serializer):
+    link_id = serializers.IntegerField(source="pk")
+    username = serializers.SerializerMethodField()
+    grants_password = serializers.BooleanField()
+    label = serializers.CharField()
+    created_by = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    revoked_at = serializers.DateTimeField(allow_null=True)
+    uses = serializers.IntegerField()
+
+    def get_username(self, obj) -> str | None:
+        return obj.user.get_username() if obj.user_id else None
+
+    def get_created_by(self, obj) -> str | None:
+        return obj.created_by.get_username() if obj.created_by_id else None
+
+
+class InviteLinkCreatedSerializer(InviteLinkSerializer):
+    token = serializers.CharField(help_text="Shown once; only a hash of its secret is stored.")
+    url = serializers.CharField(help_text="Opens the room and joins in one click.")
+
+
+class AdmitAllSerializer(serializers.Serializer):
+    admitted = serializers.IntegerField()
+
+
+class AuditEntrySerializer(serializers.Serializer):
+    entry_id = serializers.IntegerField(source="pk")
+    created_at = serializers.DateTimeField()
+    room_code = serializers.CharField()
+    action = serializers.CharField()
+    actor = serializers.CharField(source="actor_name")
+    target = serializers.CharField(source="target_name")
+    ip = serializers.CharField(allow_null=True)
+    details = serializers.DictField()

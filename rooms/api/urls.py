@@ -1,5 +1,6 @@
 from django.urls import path
 
+from rooms.api import moderation_views as mv
 from rooms.api import views
 
 urlpatterns = [
@@ -36,4 +37,22 @@ urlpatterns = [
     ),
     path("rooms/<str:ref>/bans/", views.BanListCreateApi.as_view(), name="ban-list"),
     path("rooms/<str:ref>/bans/<int:ban_id>/", views.BanLiftApi.as_view(), name="ban-lift"),
+    path("rooms/<str:ref>/lock/", mv.RoomLockApi.as_view(), name="room-lock"),
+    path("rooms/<str:ref>/unlock/", mv.RoomUnlockApi.as_view(), name="room-unlock"),
+    path(
+        "rooms/<str:ref>/join-requests/admit-all/", mv.JoinRequestAdmitAllApi.as_view(), name="join-request-admit-all"
+    ),
+    path(
+        "rooms/<str:ref>/spectators/<int:spectator_id>/send-to-waiting/",
+        mv.SpectatorSendToWaitingApi.as_view(),
+        name="spectator-send-to-waiting",
+    ),
+    path("rooms/<str:ref>/moderators/", mv.ModeratorListCreateApi.as_view(), name="moderator-list"),
+    path("rooms/<str:ref>/moderators/<str:username>/", mv.ModeratorRemoveApi.as_view(), name="moderator-remove"),
+    path("rooms/<str:ref>/timeouts/", mv.TimeoutListCreateApi.as_view(), name="timeout-list"),
+    path("rooms/<str:ref>/timeouts/<int:ban_id>/", mv.TimeoutEndApi.as_view(), name="timeout-end"),
+    path("rooms/<str:ref>/invite-links/", mv.InviteLinkListCreateApi.as_view(), name="invite-link-list"),
+    path("rooms/<str:ref>/invite-links/<int:link_id>/", mv.InviteLinkRevokeApi.as_view(), name="invite-link-revoke"),
+    path("rooms/<str:ref>/audit/", mv.AuditListApi.as_view(), name="audit-list"),
+    path("rooms/<str:ref>/audit.csv", mv.AuditCsvApi.as_view(), name="audit-csv"),
 ]

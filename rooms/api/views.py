@@ -6,21 +6,23 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle, BaseThrottle, ScopedRateThrottle, UserRateThrottle
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from metrics.models import TrainingSession
-from rooms import access, selectors, services
+from rooms import access, moderation, selectors, services
 from rooms.access import Visitor
 from rooms.api import serializers as s
 from rooms.models import Ban, Invitation, JoinRequest, Spectator
 from rooms.tickets import ticket_issue
+from spectator_site.throttles import AnonRateThrottle, ScopedRateThrottle, UserRateThrottle
 
 ERRORS = {400: s.ErrorSerializer, 401: s.ErrorSerializer, 403: s.ErrorSerializer, 404: s.ErrorSerializer}
 ANON_SESSION_KEY = "spectator_visitor_token"
@@ -36,6 +38,25 @@ def client_ident(request) -> str:
     if request.user.is_authenticated:
         return f"user:{request.user.pk}"
     return f"ip:{BaseThrottle().get_ident(request)}"
+
+
+def moderation_target(room, validated: dict):
+    """``(user, spectator)`` named by a ban or timeout request: a user by ``username``, or a
+    spectator of ``room`` by ``spectator_id``; a 400 naming the field when there is none."""
+    if validated.get("username"):
+        user = get_user_model().objects.filter(username=validated["username"]).first()
+        if user is None:
+            raise ValidationError({"username": ["Unknown user."]})
+        return user, None
+    spectator = Spectator.objects.filter(pk=validated["spectator_id"], room=room).select_related("user").first()
+    if spectator is None:
+        raise ValidationError({"spectator_id": ["No such spectator in this room."]})
+    return None, spectator
+
+
+def client_ip(request) -> str:
+    """The address the request came from, as the throttles see it (proxies included); audited."""
+    return BaseThrottle().get_ident(request)
 
 
 def visitor_from_request(request, visitor_token: str = "") -> tuple[Visitor, str]:
@@ -94,6 +115,8 @@ def room_response(room, request, *, http_status=status.HTTP_200_OK, extra=None) 
 
 
 class RoomListCreateApi(APIView):
+    pagination_class = Pagination  # for the schema: the list is paginated
+
     @extend_schema(
         operation_id="rooms_mine",
         parameters=[OpenApiParameter("include_ended", bool, description="Also list closed and expired rooms.")],
@@ -103,7 +126,7 @@ class RoomListCreateApi(APIView):
         """List the rooms the caller manages."""
         include_ended = request.query_params.get("include_ended", "").lower() in {"1", "true", "yes"}
         rooms = selectors.room_list_for_user(request.user, include_ended=include_ended)
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(rooms, request, view=self)
         return paginator.get_paginated_response(s.RoomSerializer(page, many=True, context={"request": request}).data)
 
@@ -147,11 +170,12 @@ class RoomListCreateApi(APIView):
 
 class RoomPublicListApi(APIView):
     permission_classes = [permissions.AllowAny]
+    pagination_class = Pagination  # for the schema: the list is paginated
 
     @extend_schema(operation_id="rooms_public", responses={200: s.RoomSerializer(many=True)})
     def get(self, request):
         """List live public and password rooms; private and invite-only rooms are never listed."""
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.room_list_public(), request, view=self)
         return paginator.get_paginated_response(s.RoomSerializer(page, many=True, context={"request": request}).data)
 
@@ -172,7 +196,9 @@ class RoomCloseApi(APIView):
         data = s.ActorInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         require_self_or_staff(request.user, data.validated_data.get("actor_id"), "actor_id")
-        room = services.room_close(room=access.room_get_managed(ref, request.user), actor=request.user)
+        room = services.room_close(
+            room=access.room_get_managed(ref, request.user), actor=request.user, ip=client_ip(request)
+        )
         return room_response(room, request)
 
 
@@ -181,7 +207,7 @@ class RoomPasswordRegenerateApi(APIView):
     def post(self, request, ref):
         """Give a password room a new generated password, shown once."""
         room = access.room_get_managed(ref, request.user)
-        password = services.room_password_regenerate(room=room, actor=request.user)
+        password = services.room_password_regenerate(room=room, actor=request.user, ip=client_ip(request))
         return Response({"room_code": room.code, "room_password": password})
 
 
@@ -192,7 +218,10 @@ class RoomAccessUpdateApi(APIView):
         data = s.AccessUpdateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         room, password = services.room_access_update(
-            room=access.room_get_managed(ref, request.user), actor=request.user, **data.validated_data
+            room=access.room_get_managed(ref, request.user),
+            actor=request.user,
+            ip=client_ip(request),
+            **data.validated_data,
         )
         return room_response(room, request, extra={"room_password": password})
 
@@ -234,6 +263,8 @@ class RoomJoinApi(APIView):
             password=v.get("password") or None,
             message=v.get("message", ""),
             client=client_ident(request),
+            invite_token=v.get("invite_token", ""),
+            ip=client_ip(request),
         )
         body = {
             "status": result.status,
@@ -253,7 +284,12 @@ class RoomJoinApi(APIView):
                 websocket_url=websocket_url(request, room.code, ticket),
             )
             return Response(body, status=status.HTTP_200_OK)
-        body.update(display_name=result.join_request.display_name, request_id=result.join_request.pk)
+        body.update(
+            display_name=result.join_request.display_name,
+            request_id=result.join_request.pk,
+            place=moderation.join_request_place(result.join_request),
+            waiting_message=room.waiting_message,
+        )
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
@@ -301,7 +337,7 @@ class _JoinRequestDecideApi(APIView):
         room = access.room_get_managed(ref, request.user)
         join_request = get_object_or_404(JoinRequest.objects.select_related("room", "user"), pk=request_id, room=room)
         join_request = services.join_request_decide(
-            join_request=join_request, approver=request.user, approved=self.approved
+            join_request=join_request, approver=request.user, approved=self.approved, ip=client_ip(request)
         )
         return Response(s.JoinRequestSerializer(join_request).data)
 
@@ -376,7 +412,7 @@ class SpectatorKickApi(APIView):
         spectator = get_object_or_404(Spectator.objects.select_related("room", "user"), pk=spectator_id, room=room)
         if not spectator.is_present:
             raise ValidationError({"spectator_id": ["This spectator has already left."]})
-        spectator = services.spectator_kick(spectator=spectator, actor=request.user)
+        spectator = services.spectator_kick(spectator=spectator, actor=request.user, ip=client_ip(request))
         return Response(s.SpectatorSerializer(spectator).data)
 
 
@@ -394,16 +430,16 @@ class BanListCreateApi(APIView):
         data.is_valid(raise_exception=True)
         v = data.validated_data
         room = access.room_get_managed(ref, request.user)
-        user = spectator = None
-        if v.get("username"):
-            user = get_user_model().objects.filter(username=v["username"]).first()
-            if user is None:
-                raise ValidationError({"username": ["Unknown user."]})
-        else:
-            spectator = Spectator.objects.filter(pk=v["spectator_id"], room=room).select_related("user").first()
-            if spectator is None:
-                raise ValidationError({"spectator_id": ["No such spectator in this room."]})
-        ban = services.ban_create(room=room, actor=request.user, user=user, spectator=spectator, reason=v["reason"])
+        user, spectator = moderation_target(room, v)
+        ban = services.ban_create(
+            room=room,
+            actor=request.user,
+            user=user,
+            spectator=spectator,
+            reason=v["reason"],
+            scope=v["scope"],
+            ip=client_ip(request),
+        )
         return Response(s.BanSerializer(ban).data, status=status.HTTP_201_CREATED)
 
 
@@ -412,6 +448,8 @@ class BanLiftApi(APIView):
     def delete(self, request, ref, ban_id):
         """Lift a ban."""
         room = access.room_get_managed(ref, request.user)
-        ban = get_object_or_404(Ban, pk=ban_id, room=room)
-        services.ban_lift(ban=ban, actor=request.user)
+        # This room's bans and timeouts, and its owner's bans across rooms (``selectors.ban_list``).
+        reach = Q(room=room) | Q(scope=Ban.Scope.OWNER, room__creator_id=room.creator_id)
+        ban = get_object_or_404(Ban.objects.select_related("room").filter(reach), pk=ban_id)
+        services.ban_lift(ban=ban, actor=request.user, ip=client_ip(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,10 +1,14 @@
 // The performance graphs: one uPlot chart per graph, fed as points stream in.
 // Drag to zoom, Ctrl/⌘ + wheel (or pinch) to zoom around the cursor, double-click to reset;
 // the legend shows the values under the cursor. Each graph has an EMA smoothing slider and
-// the learning-metrics graph a log-scale toggle.
+// the learning-metrics graph a log-scale toggle. "Whole run" draws the session's stored history
+// (the history API, downsampled on the server to the chart's width) before the live points;
+// zooming in then fetches the range shown at that resolution, so a run of a million points
+// stays a few thousand in the browser.
 import uPlot from "../vendor/uplot/uPlot.esm.js";
 import { h, setText } from "./dom.js";
-import { formatMetric, isNum, significant, timeOfDay } from "./format.js";
+import { formatMetric, integer, isNum, significant, timeOfDay } from "./format.js";
+import { fetchSeries, lowerBound, pointsForWidth, upperBound } from "./history.js";
 
 const CUSTOM_PREFIX = "custom:";
 const PALETTE = ["#5b9cff", "#f5a524", "#3ecf8e", "#f0506e", "#b28cff", "#2fd0d0"];
@@ -21,6 +25,23 @@ const LABELS = {
   frames_per_second: "Frames / s",
 };
 const LOG_BY_DEFAULT = new Set(["learning_metrics"]);
+// With the whole run shown, live points pile up past max_points until this many times it,
+// then the whole run is fetched again (downsampled) and the live window trimmed.
+const HISTORY_REFRESH_FACTOR = 5;
+const DETAIL_DELAY_MS = 250;
+
+/** Rows [from, to) of a table {xs, episodes, ys: [one array a metric]}. */
+function tableSlice(table, from, to) {
+  return { xs: table.xs.slice(from, to), episodes: table.episodes.slice(from, to), ys: table.ys.map((ys) => ys.slice(from, to)) };
+}
+
+function tableConcat(...tables) {
+  return {
+    xs: [].concat(...tables.map((table) => table.xs)),
+    episodes: [].concat(...tables.map((table) => table.episodes)),
+    ys: tables[0].ys.map((_, i) => [].concat(...tables.map((table) => table.ys[i]))),
+  };
+}
 
 function decadesOnly(u, splits) {
   return splits.map((v) => (v > 0 && Math.abs(Math.log10(v) - Math.round(Math.log10(v))) < 1e-9 ? v : null));
@@ -67,6 +88,11 @@ class Graph {
     this.zoomed = false;
     this.dirty = false;
     this.chart = null;
+    this.history = null; // the whole run's stored points before the live ones, when shown
+    this.detail = null; // a zoomed range of it, fetched at the chart's resolution
+    this.detailToken = 0;
+    this.shownXs = [];
+    this.shownEpisodes = [];
     this.build();
   }
 
@@ -110,7 +136,9 @@ class Graph {
     this.xs.splice(index, 0, x);
     this.episodes.splice(index, 0, episode);
     values.forEach((value, i) => this.ys[i].splice(index, 0, isNum(value) ? value : null));
-    const extra = this.xs.length - this.maxPoints;
+    // Under the whole run, the stored history covers what scrolls out of the live window.
+    if (this.history && this.xs.length > HISTORY_REFRESH_FACTOR * this.maxPoints) this.board.refreshWholeRun();
+    const extra = this.history ? 0 : this.xs.length - this.maxPoints;
     if (extra > 0) {
       this.xs.splice(0, extra);
       this.episodes.splice(0, extra);
@@ -147,7 +175,93 @@ class Graph {
   }
 
   data() {
-    return [this.xs.slice(), ...this.ys.map((ys) => this.displayed(ys))];
+    const shown = this.shown();
+    this.shownXs = shown.xs;
+    this.shownEpisodes = shown.episodes;
+    return [shown.xs.slice(), ...shown.ys.map((ys) => this.displayed(ys))];
+  }
+
+  /** The live points; with the whole run, its stored history before them and a zoomed range's detail. */
+  shown() {
+    const live = { xs: this.xs, episodes: this.episodes, ys: this.ys };
+    if (!this.history) return live;
+    const liveFrom = this.xs.length ? this.xs[0] : Infinity;
+    let table = tableConcat(tableSlice(this.history, 0, lowerBound(this.history.xs, liveFrom)), live);
+    if (this.detail) {
+      const { lo, hi } = this.detail;
+      table = tableConcat(tableSlice(table, 0, lowerBound(table.xs, lo)), this.detail, tableSlice(table, upperBound(table.xs, hi), table.xs.length));
+    }
+    return table;
+  }
+
+  /** The history API's names of this graph's curves. */
+  serverMetrics() {
+    return this.metrics.map((metric) => (this.custom ? `extra.${metric}` : metric));
+  }
+
+  /** One table of this graph's curves from the history API's series (each curve has its own x). */
+  tableOf(series) {
+    const joined = uPlot.join(this.serverMetrics().map((name) => {
+      const data = series[name] ? series[name].data : [];
+      return [data.map((point) => point[0]), data.map((point) => point[1])];
+    }));
+    return { xs: joined[0], episodes: new Array(joined[0].length).fill(null), ys: joined.slice(1) };
+  }
+
+  setHistory(series) {
+    this.history = this.tableOf(series);
+    this.zoomed = false;
+    this.trimLive();
+    this.dropDetail();
+  }
+
+  leaveHistory() {
+    this.history = null;
+    this.zoomed = false;
+    this.trimLive();
+    this.dropDetail();
+  }
+
+  /** Keep the latest max_points live points (the history covers older ones, if shown). */
+  trimLive() {
+    const extra = this.xs.length - this.maxPoints;
+    if (extra <= 0) return;
+    this.xs.splice(0, extra);
+    this.episodes.splice(0, extra);
+    this.ys.forEach((ys) => ys.splice(0, extra));
+  }
+
+  /** The user zoomed to [lo, hi]: with the whole run shown, fetch that range at the chart's resolution. */
+  onZoom(lo, hi) {
+    // A graph without data has no x scale: its copy of a synced selection means nothing.
+    if (!(Number.isFinite(lo) && Number.isFinite(hi) && hi > lo)) return;
+    this.board.zoomedRange = { time_from: lo, time_to: hi };
+    if (!this.history) return;
+    clearTimeout(this.detailTimer);
+    this.detailTimer = setTimeout(() => this.loadDetail(lo, hi), DETAIL_DELAY_MS);
+  }
+
+  async loadDetail(lo, hi) {
+    const token = ++this.detailToken;
+    this.el.dataset.detail = "loading";
+    const params = { x: "time", points: pointsForWidth(this.plotEl.clientWidth), time_from: lo, time_to: hi };
+    const result = await fetchSeries(this.board.historyUrl, this.serverMetrics(), params);
+    if (token !== this.detailToken || !this.history || !this.zoomed) return;
+    if (!result.ok) {
+      this.el.dataset.detail = "error";
+      return;
+    }
+    this.detail = { lo, hi, ...this.tableOf(result.series) };
+    Object.assign(this.el.dataset, { detail: "loaded", detailCount: String(result.count), detailReceived: String(result.received) });
+    this.markDirty();
+  }
+
+  dropDetail() {
+    clearTimeout(this.detailTimer);
+    this.detailToken += 1;
+    this.detail = null;
+    delete this.el.dataset.detail;
+    this.markDirty();
   }
 
   options(width) {
@@ -178,7 +292,11 @@ class Graph {
       series: [
         {
           label: "Episode",
-          value: (u, v, si, idx) => (idx == null || graph.episodes[idx] == null ? "—" : `${graph.episodes[idx]} · ${timeOfDay(v)}`),
+          value: (u, v, si, idx) => {
+            if (idx == null) return "—";
+            const episode = graph.shownEpisodes[idx];
+            return episode == null ? timeOfDay(v) : `${episode} · ${timeOfDay(v)}`;
+          },
         },
         ...this.metrics.map((metric, i) => ({
           label: this.custom ? metric : LABELS[metric] || metric,
@@ -190,9 +308,17 @@ class Graph {
         })),
       ],
       hooks: {
-        setSelect: [(u) => { if (u.select.width > 0) graph.zoomed = true; }],
+        setSelect: [(u) => {
+          if (u.select.width <= 0) return;
+          graph.zoomed = true;
+          graph.onZoom(u.posToVal(u.select.left, "x"), u.posToVal(u.select.left + u.select.width, "x"));
+        }],
         ready: [(u) => {
-          u.over.addEventListener("dblclick", () => { graph.zoomed = false; });
+          u.over.addEventListener("dblclick", () => {
+            graph.zoomed = false;
+            graph.board.zoomedRange = null;
+            graph.dropDetail();
+          });
           u.over.addEventListener("wheel", (event) => graph.wheelZoom(u, event), { passive: false });
         }],
       },
@@ -201,19 +327,25 @@ class Graph {
 
   wheelZoom(u, event) {
     // A plain wheel scrolls the page; Ctrl/⌘ + wheel (and a trackpad pinch) zooms.
-    if (!(event.ctrlKey || event.metaKey) || this.xs.length < 2) return;
+    if (!(event.ctrlKey || event.metaKey) || this.shownXs.length < 2) return;
     event.preventDefault();
     const left = u.cursor.left;
     if (left == null || left < 0) return;
     const at = u.posToVal(left, "x");
     const { min, max } = u.scales.x;
     const factor = event.deltaY < 0 ? 0.8 : 1.25;
-    const first = this.xs[0];
-    const last = this.xs[this.xs.length - 1];
+    const first = this.shownXs[0];
+    const last = this.shownXs[this.shownXs.length - 1];
     const newMin = Math.max(first, at - (at - min) * factor);
     const newMax = Math.min(last, at + (max - at) * factor);
     this.zoomed = !(newMin <= first && newMax >= last);
     u.setScale("x", { min: newMin, max: newMax });
+    if (this.zoomed) {
+      this.onZoom(newMin, newMax);
+    } else {
+      this.board.zoomedRange = null;
+      this.dropDetail();
+    }
   }
 
   rebuildChart() {
@@ -234,8 +366,8 @@ class Graph {
     } else {
       this.chart.setData(this.data(), !this.zoomed);
     }
-    this.el.dataset.points = String(this.xs.length);
-    this.emptyEl.hidden = this.xs.length > 0;
+    this.el.dataset.points = String(this.shownXs.length);
+    this.emptyEl.hidden = this.shownXs.length > 0;
   }
 
   resize() {
@@ -246,13 +378,86 @@ class Graph {
 }
 
 export class GraphBoard {
-  constructor(container) {
+  /** @param historyUrl the session's history API: offers "Whole run" when given */
+  constructor(container, { historyUrl = "" } = {}) {
     this.container = container;
     this.graphs = new Map();
     this.frame = 0;
     this.resizeObserver = new ResizeObserver(() => {
       for (const graph of this.graphs.values()) graph.resize();
     });
+    this.historyUrl = historyUrl;
+    this.mode = "recent";
+    this.historyToken = 0;
+    this.zoomedRange = null;
+    if (historyUrl) this.buildHistoryControls();
+  }
+
+  buildHistoryControls() {
+    const choice = (value, label, title) => {
+      const id = `graphs-history-${value}`;
+      return [h("input", { type: "radio", name: "graphs-history", id, value, checked: value === this.mode }), h("label", { for: id, title }, label)];
+    };
+    const modes = h("fieldset", { class: "segmented" },
+      h("legend", { class: "sr-only" }, "What the graphs show"),
+      ...choice("recent", "Recent", "The latest points, as they stream in"),
+      ...choice("whole", "Whole run", "Every point of the run, downsampled on the server to the chart's width; zoom in for detail"));
+    modes.addEventListener("change", (event) => this.setMode(event.target.value));
+    this.historyStatus = h("span", { class: "muted small", role: "status", "aria-live": "polite" });
+    this.toolbar = h("div", { class: "graphs-toolbar", id: "graphs-history", dataset: { history: "recent" } }, modes, this.historyStatus);
+    this.container.before(this.toolbar);
+  }
+
+  setMode(mode) {
+    this.mode = mode;
+    this.zoomedRange = null;
+    if (mode === "whole") {
+      this.loadWholeRun();
+      return;
+    }
+    this.historyToken += 1;
+    for (const graph of this.graphs.values()) graph.leaveHistory();
+    this.toolbar.dataset.history = "recent";
+    setText(this.historyStatus, "");
+  }
+
+  /** Every graph's curves over the whole run, in one request (or a few: the API takes 16 metrics). */
+  async loadWholeRun() {
+    const token = ++this.historyToken;
+    const graphs = [...this.graphs.values()];
+    const metrics = [...new Set(graphs.flatMap((graph) => graph.serverMetrics()))];
+    const points = pointsForWidth(Math.max(0, ...graphs.map((graph) => graph.plotEl.clientWidth || 0)));
+    this.toolbar.dataset.history = "loading";
+    setText(this.historyStatus, "Loading the whole run…");
+    const result = await fetchSeries(this.historyUrl, metrics, { x: "time", points });
+    if (token !== this.historyToken || this.mode !== "whole") return;
+    if (!result.ok) {
+      this.toolbar.dataset.history = "error";
+      setText(this.historyStatus, result.message);
+      return;
+    }
+    for (const graph of graphs) graph.setHistory(result.series);
+    Object.assign(this.toolbar.dataset, { history: "loaded", count: String(result.count), received: String(result.received), points: String(points) });
+    const how = result.downsampled ? `drawn from ${integer(result.received)} (downsampled on the server; zoom in for detail)` : "every one drawn";
+    setText(this.historyStatus, `Whole run: ${integer(result.count)} points, ${how}`);
+  }
+
+  /** Fetch the whole run again soon (live points piled up under it). */
+  refreshWholeRun() {
+    if (this.refreshTimer) return;
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = 0;
+      if (this.mode === "whole") this.loadWholeRun();
+    }, 1000);
+  }
+
+  /** The time range the graphs show, as the export API filters it (null: the whole run). */
+  shownRange() {
+    if (this.zoomedRange) return this.zoomedRange;
+    if (this.mode === "whole") return null;
+    let first = null;
+    for (const graph of this.graphs.values()) if (graph.xs.length && (first == null || graph.xs[0] < first)) first = graph.xs[0];
+    return first == null ? null : { time_from: first };
   }
 
   height() {

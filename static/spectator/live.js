@@ -7,6 +7,7 @@ import { $, setText, toast } from "./dom.js";
 import { FrameView, parseFrame } from "./frames.js";
 import { MetricsOverlay } from "./overlay.js";
 import { renderRequests, renderSpectators } from "./people.js";
+import { ReplayPanel } from "./replay.js";
 
 const RETRY_BASE_MS = 500;
 const RETRY_MAX_MS = 15000;
@@ -58,9 +59,10 @@ export class LiveRoom {
     this.overlay = new MetricsOverlay($("#overlay"), { totalEpisodes: data.training_session.total_episodes });
     this.overlay.setAlgorithm(data.training_session.algorithm);
     // A room without performance graphs builds none (the section is hidden).
-    this.graphs = data.flags.graphs ? new GraphBoard($("#graphs")) : new NoGraphs();
+    this.graphs = data.flags.graphs ? new GraphBoard($("#graphs"), { historyUrl: data.training_session.history_url }) : new NoGraphs();
     this.decisions = new DecisionPanel($("#decisions"));
     this.frames = new FrameView($("#game-canvas"), { empty: $("#game-empty"), meta: $("#frame-meta"), rate: $("#frame-rate") });
+    this.replay = new ReplayPanel(this, data);
     this.wireControls();
     window.addEventListener("online", () => this.retryNow());
     this.pinger = setInterval(() => this.send({ type: "ping", t: Date.now() }), PING_MS);
@@ -125,6 +127,7 @@ export class LiveRoom {
     if (this.stopped) return;
     const reason = this.closedReason;
     if (reason === "kicked" || reason === "banned") return this.gone({ code: reason });
+    if (reason === "suspended") return this.gone({ code: "timed_out" });
     if (reason === "closed" || reason === "expired") return this.gone({ code: `room_${reason}` });
     if (code in FINAL_CLOSES) {
       const error = this.lastError || {};
@@ -189,6 +192,7 @@ export class LiveRoom {
   // --- messages ------------------------------------------------------------------------------
 
   onMessage(message) {
+    if (this.replay.intercept(message)) return;
     const handler = this.handlers[message.type];
     if (handler) handler.call(this, message);
   }
@@ -196,6 +200,7 @@ export class LiveRoom {
   onFrame(buffer) {
     try {
       const { header, bytes } = parseFrame(buffer);
+      if (this.replay.interceptFrame(header, bytes)) return;
       this.frames.show(header, bytes);
     } catch {
       // A malformed frame is skipped; the next one replaces it.

@@ -1,11 +1,12 @@
-// The owner's room page: share, password, live join requests and spectators, invitations,
-// bans, close. Everything goes through the REST API with the session.
+// The owner's room page: share, password, live join requests and spectators (kick, ban, time
+// out, back to the waiting room), invitations, bans, close. ``moderation.js`` adds the rest. Everything goes through the REST API with the session.
 import { api, errorMessage, roomPath } from "./api.js";
 import { $, readJson, setText, wireCopyButtons } from "./dom.js";
 import { renderRequests, renderSpectators, renderUsers } from "./people.js";
 
 const data = readJson("manage-data");
 const POLL_MS = 2000;
+const TIMEOUT_SECONDS = 10 * 60;
 const errorEl = $("#manage-error");
 
 function fail(result) {
@@ -41,8 +42,14 @@ async function refreshLive() {
   }
   if (spectators && spectators.ok) {
     renderSpectators($("#spectator-list"), spectators.data, {
+      more: true,
       moderate: async (action, spectator) => {
-        if (action === "ban") {
+        if (action === "timeout") {
+          await call("POST", "timeouts/", { spectator_id: spectator.spectator_id, duration_seconds: TIMEOUT_SECONDS });
+          document.dispatchEvent(new CustomEvent("spectator:moderated"));
+        } else if (action === "waiting") {
+          await call("POST", `spectators/${spectator.spectator_id}/send-to-waiting/`, {});
+        } else if (action === "ban") {
           if (!window.confirm(`Ban ${spectator.display_name} from this room? They leave now and cannot come back.`)) return;
           await call("POST", "bans/", { spectator_id: spectator.spectator_id });
           refreshLists();

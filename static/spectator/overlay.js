@@ -34,9 +34,29 @@ export class MetricsOverlay {
   /** Show a MetricsData point; fields it leaves out keep their last value. */
   update(data) {
     this.merge(data);
-    for (const [name, el] of this.cells) setText(el, formatMetric(name, this.latest[name]));
-    const episode = this.latest.episode;
-    const total = this.latest.total_episodes || this.totalEpisodes;
+    // While a replayed episode is pinned, live points are remembered but not shown.
+    if (this.pinned) return;
+    this.render(this.latest, this.latestExtra, data.timestamp);
+  }
+
+  /** Show one point on its own (a replayed episode's) until ``unpin``; live points keep arriving. */
+  pin(data) {
+    this.pinned = true;
+    this.root.dataset.pinned = "1";
+    this.render({ ...data }, { ...(data.extra || {}) }, data.timestamp);
+  }
+
+  unpin() {
+    if (!this.pinned) return;
+    this.pinned = false;
+    delete this.root.dataset.pinned;
+    this.render(this.latest, this.latestExtra, this.latest.timestamp);
+  }
+
+  render(values, extra, timestamp) {
+    for (const [name, el] of this.cells) setText(el, formatMetric(name, values[name]));
+    const episode = values.episode;
+    const total = values.total_episodes || this.totalEpisodes;
     if (isNum(episode)) {
       setText(this.episodeText, total ? `Episode ${episode.toLocaleString("en-US")} of ${total.toLocaleString("en-US")}` : `Episode ${episode.toLocaleString("en-US")}`);
       if (total) {
@@ -45,8 +65,8 @@ export class MetricsOverlay {
         setText(this.episodePct, `${Math.min(100, (100 * episode) / total).toFixed(1)}%`);
       }
     }
-    if (isNum(data.timestamp)) setText(this.updated, `at ${timeOfDay(data.timestamp)}`);
-    this.updateExtras(this.latestExtra);
+    if (isNum(timestamp)) setText(this.updated, `at ${timeOfDay(timestamp)}`);
+    this.updateExtras(extra);
   }
 
   updateExtras(extra) {

@@ -18,8 +18,9 @@ function person(name, detail, ...actions) {
   ];
 }
 
-/** Render spectators; ``moderate`` adds Kick and Ban buttons (never on your own row). */
-export function renderSpectators(list, spectators, { selfId = null, moderate = null } = {}) {
+/** Render spectators; ``moderate`` adds Kick and Ban buttons (never on your own row), and with
+ * ``more`` also Time out and Back to waiting. */
+export function renderSpectators(list, spectators, { selfId = null, moderate = null, more = false } = {}) {
   list.replaceChildren(
     ...spectators.map((s) => {
       const isSelf = s.spectator_id === selfId;
@@ -30,6 +31,12 @@ export function renderSpectators(list, spectators, { selfId = null, moderate = n
         ? [
           h("button", { class: "btn btn-xs", type: "button", "aria-label": `Kick ${s.display_name}`, onclick: () => moderate("kick", s) }, "Kick"),
           h("button", { class: "btn btn-xs btn-danger-ghost", type: "button", "aria-label": `Ban ${s.display_name}`, onclick: () => moderate("ban", s) }, "Ban"),
+          ...(more
+            ? [
+              h("button", { class: "btn btn-xs", type: "button", "aria-label": `Time out ${s.display_name}`, onclick: () => moderate("timeout", s) }, "Time out"),
+              h("button", { class: "btn btn-xs", type: "button", "aria-label": `Send ${s.display_name} back to the waiting room`, onclick: () => moderate("waiting", s) }, "To waiting room"),
+            ]
+            : []),
         ]
         : [];
       return h("li", { class: "people-row", dataset: { spectatorId: s.spectator_id } }, ...person(s.display_name, detail, ...actions));

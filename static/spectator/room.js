@@ -1,6 +1,7 @@
 // A room page: the join flow (password, approval, refusals), then the live room.
 import { api, errorMessage, roomPath } from "./api.js";
 import { $, readJson, setText, wireCopyButtons } from "./dom.js";
+import { wireExports } from "./exports.js";
 import { LiveRoom } from "./live.js";
 
 const data = readJson("room-data");
@@ -19,6 +20,10 @@ const REFUSALS = {
   not_invited: ["You have not been invited", "This room is invite-only and you are not on its guest list. Ask its owner to invite you."],
   join_denied: ["Your request was declined", "The room's owner did not let you in."],
   room_full: ["This room is full", "Every seat is taken. Try again in a moment."],
+  room_locked: ["This room is locked", "Nobody new can join right now. Try again later."],
+  timed_out: ["You are timed out", "A moderator timed you out of this room. You can come back when the time is up."],
+  invite_link_invalid: ["This invite link no longer works", "The invite link has expired or was revoked. Ask the room's owner for a new one."],
+  invite_link_not_yours: ["This invite link is for someone else", "It was made for another user. Sign in as them, or ask the room's owner for your own link."],
   kicked: ["You were removed from this room", "The room's owner removed you. You can join again."],
   refused: ["You cannot watch this room", "The server refused the connection."],
 };
@@ -55,6 +60,7 @@ async function join(extra = {}) {
   if (state.password) body.password = state.password;
   if (state.displayName) body.display_name = state.displayName;
   if (state.visitorToken) body.visitor_token = state.visitorToken;
+  if (data.invite_token) body.invite_token = data.invite_token;
   let result;
   try {
     result = await api("POST", roomPath(data.code, "join/"), body);
@@ -80,7 +86,7 @@ function refuse(code, detail) {
   setText($("#refused-title"), title);
   setText($("#refused-detail"), code in REFUSALS ? text : detail || text);
   $("#refused-signin").hidden = !(code === "sign_in_required" || (code === "not_invited" && !data.signed_in));
-  $("#refused-retry").hidden = !(code === "room_full" || code === "kicked");
+  $("#refused-retry").hidden = !(code === "room_full" || code === "kicked" || code === "room_locked");
   $("#refused-retry").textContent = code === "kicked" ? "Join again" : "Try again";
   page.dataset.refusal = code;
   show("refused");
@@ -115,6 +121,17 @@ function lockout(seconds) {
   error.dataset.kind = "lockout";
 }
 
+/** The waiting screen: where the visitor stands in line and what the room's owner says. */
+function showWaiting(result) {
+  const place = $("#waiting-place");
+  place.hidden = !result.place;
+  if (result.place) setText(place, result.place === 1 ? "You are next in line." : `You are number ${result.place} in line.`);
+  const message = $("#waiting-message");
+  const text = result.waiting_message || "";
+  message.hidden = !text;
+  setText(message, text);
+}
+
 /** Act on a join result: go live, wait, ask for the password, or explain the refusal. */
 function handle(result, { from = "joining" } = {}) {
   switch (result.kind) {
@@ -122,6 +139,7 @@ function handle(result, { from = "joining" } = {}) {
       state.offlineTries = 0;
       return goLive(result.ticket);
     case "pending":
+      showWaiting(result);
       show("waiting", { focus: from !== "waiting" });
       clearTimeout(state.pollTimer);
       state.pollTimer = setTimeout(poll, POLL_MS);
@@ -220,6 +238,7 @@ $("#request-form").addEventListener("submit", async (event) => {
 
 $("#refused-retry").addEventListener("click", () => attempt());
 wireCopyButtons();
+wireExports(document, () => (state.live && state.live.graphs.shownRange ? state.live.graphs.shownRange() : null));
 
 if (data.screen === "joining") attempt();
 else if (data.screen === "waiting") poll();

@@ -272,8 +272,10 @@ def test_stream_publish_after_commit_once_per_batch(training_session, django_cap
         metric_points_append(training_session=training_session, points=points)
     assert len(callbacks) == 1
     envelope = async_to_sync(layer.receive)(channel)
-    assert envelope["type"] == "stream.items" and len(envelope["items"]) == 6
+    assert envelope["type"] == "stream.items" and len(envelope["items"]) == 4
     messages = [json.loads(text) for _kind, text in envelope["items"]]
-    assert [message["type"] for message in messages] == ["training_metrics", "graph_update"] * 3
-    assert [message["data"]["seq"] for message in messages[::2]] == [0, 1, 2]
+    # Each point's training_metrics, then one graph_update for the whole batch.
+    assert [message["type"] for message in messages] == ["training_metrics"] * 3 + ["graph_update"]
+    assert [message["data"]["seq"] for message in messages[:3]] == [0, 1, 2]
+    assert [entry["episode"] for entry in messages[3]["graphs"]] == [0, 1, 2]
     async_to_sync(layer.group_discard)(metric_events.session_group_name(training_session.pk), channel)

@@ -139,7 +139,7 @@ def test_point_must_be_an_object():
     assert field_of(lambda: metric_points_clean([point(1), "x"])) == "points.1"
 
 
-@pytest.mark.parametrize("stream", ["", "has space", "x" * 65, "ünï", 5])
+@pytest.mark.parametrize("stream", ["", "has space", "x" * 65, "ünï", 5, "trailing\n"])
 def test_stream_names(stream):
     assert field_of(lambda: metric_point_clean({**point(1), "stream": stream})) == "point.stream"
 
@@ -180,7 +180,7 @@ def test_too_many_extra_keys():
     assert len(metric_point_clean({**point(1), "extra": extra})["extra"]) == ingest.MAX_EXTRA_KEYS
 
 
-@pytest.mark.parametrize("key", ["", "x" * 65, "semi;colon", "new\nline", "ünï", "a<b>"])
+@pytest.mark.parametrize("key", ["", "x" * 65, "semi;colon", "new\nline", "trailing\n", "ünï", "a<b>"])
 def test_bad_extra_key_names(key):
     assert field_of(lambda: metric_point_clean({**point(1), "extra": {key: 1.0}})) == "point.extra"
 

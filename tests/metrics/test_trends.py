@@ -190,7 +190,7 @@ def test_ingest_publishes_a_new_best_note_after_the_points(training_session, app
     assert notes(append([1.0, 2.0], start=0)) == []
     messages = append([1.5, 7.25, 3.0], start=2)
     assert messages[-1]["type"] == "training_status"
-    assert [m["type"] for m in messages[:-1]] == ["training_metrics", "graph_update"] * 3
+    assert [m["type"] for m in messages[:-1]] == ["training_metrics"] * 3 + ["graph_update"]
     note = messages[-1]
     assert note["training_session_id"] == training_session.pk and note["status"] == "running"
     assert note["message"] == "New best reward 7.25 at episode 3."

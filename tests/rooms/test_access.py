@@ -21,6 +21,7 @@ from rooms.access import (
     AccessRefused,
     JoinDecision,
     JoinFacts,
+    LinkGrant,
     PasswordCheck,
     Refusal,
     RoomNotFound,
@@ -45,6 +46,10 @@ PRIORITY = [
     Refusal.CLOSED,
     Refusal.EXPIRED,
     Refusal.BANNED,
+    Refusal.TIMED_OUT,
+    Refusal.LINK_INVALID,
+    Refusal.LINK_NOT_YOURS,
+    Refusal.LOCKED,
     Refusal.SIGN_IN_REQUIRED,
     Refusal.NOT_INVITED,
     Refusal.PASSWORD_REQUIRED,
@@ -60,9 +65,14 @@ def expected_decision(f: JoinFacts) -> JoinDecision:
     insider = f.is_manager or f.is_allowed  # the creator/moderators, allowed_users, invitees
     ended_closed = f.status == Room.Status.CLOSED
     ended_expired = f.expired or f.status == Room.Status.EXPIRED
-    # Whoever is already present, is invited, or has a pending or approved request on file
-    # passed the password gate before; only the rest must type it.
-    passed_password_gate = f.is_allowed or f.already_present or f.request_status in (PENDING, APPROVED)
+    # An approval past the room's approval_ttl is as good as none: the visitor asks again.
+    on_file = None if (f.request_status == APPROVED and f.approval_expired) else f.request_status
+    good_link = f.link in (LinkGrant.ENTRY, LinkGrant.ENTRY_WITH_PASSWORD)
+    # Whoever is already present, is invited, has a pending or approved request on file, or
+    # holds a link that vouches for the password passed the password gate; the rest type it.
+    passed_password_gate = (
+        f.is_allowed or f.already_present or on_file in (PENDING, APPROVED) or f.link == LinkGrant.ENTRY_WITH_PASSWORD
+    )
     password_missing = f.password in (PasswordCheck.MISSING, PasswordCheck.NOT_CHECKED)
 
     obstacles = set()
@@ -74,24 +84,35 @@ def expected_decision(f: JoinFacts) -> JoinDecision:
         obstacles.add(Refusal.CLOSED)
     if ended_expired:
         obstacles.add(Refusal.EXPIRED)
-    # Managers are always admitted to a live room: no ban, password, approval or seat limit.
+    # Managers (owners and room moderators) are always admitted to a live room: no ban,
+    # timeout, lock, link, password, approval or seat limit.
     if not f.is_manager:
         if f.is_banned:
             obstacles.add(Refusal.BANNED)
+        if f.is_timed_out:
+            obstacles.add(Refusal.TIMED_OUT)
+        if f.link == LinkGrant.INVALID:
+            obstacles.add(Refusal.LINK_INVALID)
+        if f.link == LinkGrant.NOT_YOURS:
+            obstacles.add(Refusal.LINK_NOT_YOURS)
+        # A lock keeps newcomers out; whoever is present stays.
+        if f.locked and not f.already_present:
+            obstacles.add(Refusal.LOCKED)
         if f.access_level == INVITE_ONLY and not f.signed_in:
             obstacles.add(Refusal.SIGN_IN_REQUIRED)
-        if f.access_level == INVITE_ONLY and f.signed_in and not f.is_allowed:
+        # A good invite link counts as an invitation.
+        if f.access_level == INVITE_ONLY and f.signed_in and not f.is_allowed and not good_link:
             obstacles.add(Refusal.NOT_INVITED)
         if f.access_level == PASSWORD and not passed_password_gate:
             if password_missing:
                 obstacles.add(Refusal.PASSWORD_REQUIRED)
             elif f.password == PasswordCheck.WRONG:
                 obstacles.add(Refusal.WRONG_PASSWORD)
-        # Invited users and those already watching skip approval.
+        # Invited users and those already watching skip approval; link holders do not.
         if f.require_approval and not f.is_allowed and not f.already_present:
-            if f.request_status == DENIED:
+            if on_file == DENIED:
                 obstacles.add(Refusal.DENIED)
-            elif f.request_status != APPROVED:
+            elif on_file != APPROVED:
                 obstacles.add(WAIT_FOR_APPROVAL)
         # A full room keeps out newcomers only; present spectators keep their seat.
         if not f.already_present and f.seats_taken >= f.max_spectators:
@@ -101,7 +122,7 @@ def expected_decision(f: JoinFacts) -> JoinDecision:
         return JoinDecision(Verdict.ADMIT)
     first = min(obstacles, key=PRIORITY.index)
     if first == WAIT_FOR_APPROVAL:
-        return JoinDecision(Verdict.PENDING if f.request_status == PENDING else Verdict.REQUEST_APPROVAL)
+        return JoinDecision(Verdict.PENDING if on_file == PENDING else Verdict.REQUEST_APPROVAL)
     return JoinDecision.refuse(first)
 
 
@@ -115,6 +136,7 @@ class Role:
     manager: bool = False
     allowed: bool = False  # in allowed_users or holding an invitation: the same to decide_join
     banned: bool = False
+    timed_out: bool = False
 
 
 ROLES = [
@@ -125,6 +147,10 @@ ROLES = [
     Role("banned", signed_in=True, banned=True),
     Role("banned_but_allowed", signed_in=True, allowed=True, banned=True),
     Role("banned_anonymous", signed_in=False, banned=True),
+    Role("room_moderator", signed_in=True, manager=True),  # a RoomModerator: a manager to decide_join
+    Role("timed_out", signed_in=True, timed_out=True),
+    Role("timed_out_but_allowed", signed_in=True, allowed=True, timed_out=True),
+    Role("timed_out_anonymous", signed_in=False, timed_out=True),
 ]
 
 PASSWORDS = {
@@ -133,15 +159,19 @@ PASSWORDS = {
     "missing": PasswordCheck.NOT_CHECKED,  # what room_join passes when no password was typed
 }
 
-# (require_approval, latest request status)
+# (require_approval, latest request status, approval past the room's approval_ttl)
 APPROVALS = {
-    "off": (False, None),
-    "off_after_approved": (False, APPROVED),
-    "on_no_request": (True, None),
-    "on_pending": (True, PENDING),
-    "on_approved": (True, APPROVED),
-    "on_denied": (True, DENIED),
+    "off": (False, None, False),
+    "off_after_approved": (False, APPROVED, False),
+    "off_after_expired_approval": (False, APPROVED, True),
+    "on_no_request": (True, None, False),
+    "on_pending": (True, PENDING, False),
+    "on_approved": (True, APPROVED, False),
+    "on_approval_expired": (True, APPROVED, True),
+    "on_denied": (True, DENIED, False),
 }
+LOCKS = {"unlocked": False, "locked": True}
+LINKS = {grant.value: grant for grant in LinkGrant}
 
 MAX_SPECTATORS = 3
 # (status, past expires_at, seats taken)
@@ -155,9 +185,11 @@ STATES = {
 }
 
 
-def make_facts(level, role: Role, password, approval, state, *, present=False) -> JoinFacts:
+def make_facts(
+    level, role: Role, password, approval, state, *, present=False, lock="unlocked", link="none"
+) -> JoinFacts:
     status, expired, seats = STATES[state]
-    require_approval, request_status = APPROVALS[approval]
+    require_approval, request_status, approval_expired = APPROVALS[approval]
     return JoinFacts(
         access_level=level,
         status=status,
@@ -172,31 +204,43 @@ def make_facts(level, role: Role, password, approval, state, *, present=False) -
         already_present=present,
         request_status=request_status,
         password=PASSWORDS[password],
+        locked=LOCKS[lock],
+        is_timed_out=role.timed_out,
+        approval_expired=approval_expired,
+        link=LINKS[link],
     )
 
 
-MATRIX = list(itertools.product(AccessLevel.values, ROLES, PASSWORDS, APPROVALS, STATES, ["new", "present"]))
+MATRIX = list(
+    itertools.product(AccessLevel.values, ROLES, PASSWORDS, APPROVALS, STATES, ["new", "present"], LOCKS, LINKS)
+)
 
 
-# Parametrized by level x role x room state; inside, every password x approval x presence
-# combination is checked and all mismatches are reported together (thousands of separate
-# test items would cost more time than the decision itself).
+# Parametrized by level x role x room state; inside, every password x approval x presence x
+# lock x invite link combination is checked and all mismatches are reported together
+# (thousands of separate test items would cost more time than the decision itself).
 @pytest.mark.parametrize("state", STATES)
 @pytest.mark.parametrize("role", ROLES, ids=lambda role: role.name)
 @pytest.mark.parametrize("level", AccessLevel.values)
 def test_decide_join_matrix(level, role, state):
     mismatches = []
-    for password, approval, presence in itertools.product(PASSWORDS, APPROVALS, ["new", "present"]):
-        facts = make_facts(level, role, password, approval, state, present=presence == "present")
+    for password, approval, presence, lock, link in itertools.product(
+        PASSWORDS, APPROVALS, ["new", "present"], LOCKS, LINKS
+    ):
+        facts = make_facts(level, role, password, approval, state, present=presence == "present", lock=lock, link=link)
         got, want = access.decide_join(facts), expected_decision(facts)
         if got != want:
-            mismatches.append(f"password={password} approval={approval} {presence}: got {got}, want {want}")
+            mismatches.append(
+                f"password={password} approval={approval} {presence} {lock} link={link}: got {got}, want {want}"
+            )
     assert not mismatches, "\n".join(mismatches)
 
 
-def _decide(level, role_name, password="missing", approval="off", state="live", present=False):
+def _decide(
+    level, role_name, password="missing", approval="off", state="live", present=False, lock="unlocked", link="none"
+):
     role = next(r for r in ROLES if r.name == role_name)
-    return access.decide_join(make_facts(level, role, password, approval, state, present=present))
+    return access.decide_join(make_facts(level, role, password, approval, state, present=present, lock=lock, link=link))
 
 
 ADMIT = JoinDecision(Verdict.ADMIT)
@@ -233,8 +277,71 @@ ADMIT = JoinDecision(Verdict.ADMIT)
         ((PASSWORD, "other_signed_in", "wrong", "on_denied"), JoinDecision.refuse(Refusal.WRONG_PASSWORD)),
         ((PUBLIC, "other_signed_in", "missing", "off", "full"), JoinDecision.refuse(Refusal.FULL)),
         ((INVITE_ONLY, "allowed_or_invited", "missing", "on_no_request", "full"), JoinDecision.refuse(Refusal.FULL)),
+        # Room moderators, locks, timeouts, expiring approvals and invite links.
+        ((PASSWORD, "room_moderator", "missing", "on_denied", "full", False, "locked"), ADMIT),
+        ((PUBLIC, "room_moderator", "missing", "off", "closed"), JoinDecision.refuse(Refusal.CLOSED)),
+        ((PUBLIC, "anonymous", "missing", "off", "live", False, "locked"), JoinDecision.refuse(Refusal.LOCKED)),
+        ((PUBLIC, "anonymous", "missing", "off", "live", True, "locked"), ADMIT),
+        (
+            (PUBLIC, "allowed_or_invited", "missing", "off", "live", False, "locked"),
+            JoinDecision.refuse(Refusal.LOCKED),
+        ),
+        (
+            (PUBLIC, "other_signed_in", "missing", "on_approved", "live", False, "locked"),
+            JoinDecision.refuse(Refusal.LOCKED),
+        ),
+        ((PRIVATE, "anonymous", "missing", "off", "live", False, "locked"), JoinDecision.refuse(Refusal.NOT_FOUND)),
+        ((PUBLIC, "timed_out"), JoinDecision.refuse(Refusal.TIMED_OUT)),
+        ((PUBLIC, "timed_out", "missing", "off", "live", False, "locked"), JoinDecision.refuse(Refusal.TIMED_OUT)),
+        ((PUBLIC, "timed_out_anonymous", "missing", "off", "live", True), JoinDecision.refuse(Refusal.TIMED_OUT)),
+        ((PRIVATE, "timed_out_but_allowed"), JoinDecision.refuse(Refusal.TIMED_OUT)),
+        ((PUBLIC, "other_signed_in", "missing", "on_approval_expired"), JoinDecision(Verdict.REQUEST_APPROVAL)),
+        (
+            (PASSWORD, "other_signed_in", "missing", "on_approval_expired"),
+            JoinDecision.refuse(Refusal.PASSWORD_REQUIRED),
+        ),
+        (
+            (PASSWORD, "other_signed_in", "missing", "off_after_expired_approval"),
+            JoinDecision.refuse(Refusal.PASSWORD_REQUIRED),
+        ),
+        ((PUBLIC, "other_signed_in", "missing", "on_approval_expired", "live", True), ADMIT),
+        ((PASSWORD, "anonymous", "missing", "off", "live", False, "unlocked", "entry_with_password"), ADMIT),
+        (
+            (PASSWORD, "anonymous", "missing", "off", "live", False, "unlocked", "entry"),
+            JoinDecision.refuse(Refusal.PASSWORD_REQUIRED),
+        ),
+        (
+            (PASSWORD, "anonymous", "missing", "on_no_request", "live", False, "unlocked", "entry_with_password"),
+            JoinDecision(Verdict.REQUEST_APPROVAL),
+        ),
+        ((INVITE_ONLY, "other_signed_in", "missing", "off", "live", False, "unlocked", "entry"), ADMIT),
+        (
+            (INVITE_ONLY, "anonymous", "missing", "off", "live", False, "unlocked", "entry"),
+            JoinDecision.refuse(Refusal.SIGN_IN_REQUIRED),
+        ),
+        (
+            (PRIVATE, "other_signed_in", "missing", "off", "live", False, "unlocked", "entry"),
+            JoinDecision.refuse(Refusal.NOT_FOUND),
+        ),
+        (
+            (PUBLIC, "anonymous", "missing", "off", "live", False, "unlocked", "invalid"),
+            JoinDecision.refuse(Refusal.LINK_INVALID),
+        ),
+        (
+            (PUBLIC, "other_signed_in", "missing", "off", "live", False, "unlocked", "not_yours"),
+            JoinDecision.refuse(Refusal.LINK_NOT_YOURS),
+        ),
+        ((PUBLIC, "manager", "missing", "off", "live", False, "unlocked", "invalid"), ADMIT),
+        (
+            (PUBLIC, "other_signed_in", "missing", "off", "live", False, "locked", "entry_with_password"),
+            JoinDecision.refuse(Refusal.LOCKED),
+        ),
+        (
+            (PUBLIC, "other_signed_in", "missing", "off", "full", False, "unlocked", "entry"),
+            JoinDecision.refuse(Refusal.FULL),
+        ),
     ],
-    ids=lambda value: "-".join(value) if isinstance(value, tuple) else None,
+    ids=lambda value: "-".join(map(str, value)) if isinstance(value, tuple) else None,
 )
 def test_decide_join_stories(case, expected):
     assert _decide(*case) == expected
@@ -255,7 +362,7 @@ def test_typed_but_empty_password_counts_as_missing():
 
 
 def test_matrix_covers_every_refusal_and_verdict():
-    outcomes = {expected_decision(make_facts(*c[:5], present=c[5] == "present")) for c in MATRIX}
+    outcomes = {expected_decision(make_facts(*c[:5], present=c[5] == "present", lock=c[6], link=c[7])) for c in MATRIX}
     assert {d.refusal for d in outcomes if d.refusal} == set(Refusal)
     assert {d.verdict for d in outcomes} == set(Verdict)
 
@@ -284,6 +391,10 @@ def join_facts_strategy(draw, **fixed):
         already_present=pick("already_present", st.booleans()),
         request_status=pick("request_status", st.sampled_from([None, PENDING, APPROVED, DENIED])),
         password=pick("password", st.sampled_from(list(PasswordCheck))),
+        locked=pick("locked", st.booleans()),
+        is_timed_out=pick("is_timed_out", st.booleans()),
+        approval_expired=pick("approval_expired", st.booleans()),
+        link=pick("link", st.sampled_from(list(LinkGrant))),
     )
 
 
@@ -358,7 +469,16 @@ def test_anonymous_visitor_never_enters_invite_only_or_private_rooms(facts, leve
     if level == PRIVATE:
         assert decision.refusal == Refusal.NOT_FOUND
     else:
-        assert decision.refusal in (Refusal.SIGN_IN_REQUIRED, Refusal.CLOSED, Refusal.EXPIRED, Refusal.BANNED)
+        assert decision.refusal in (
+            Refusal.SIGN_IN_REQUIRED,
+            Refusal.CLOSED,
+            Refusal.EXPIRED,
+            Refusal.BANNED,
+            Refusal.TIMED_OUT,
+            Refusal.LINK_INVALID,
+            Refusal.LINK_NOT_YOURS,
+            Refusal.LOCKED,
+        )
 
 
 @PROPERTY_SETTINGS
@@ -402,8 +522,58 @@ def test_right_password_is_never_worse_than_a_wrong_one(facts):
 def test_a_request_is_filed_only_when_approval_is_on_and_none_is_on_file(facts):
     if access.decide_join(facts).verdict == Verdict.REQUEST_APPROVAL:
         assert facts.require_approval
-        assert facts.request_status not in (PENDING, APPROVED, DENIED)
+        if facts.approval_expired:
+            assert facts.request_status in (None, APPROVED)
+        else:
+            assert facts.request_status not in (PENDING, APPROVED, DENIED)
         assert not (facts.is_manager or facts.is_allowed or facts.already_present)
+
+
+@PROPERTY_SETTINGS
+@given(join_facts_strategy(is_timed_out=True, is_manager=False))
+def test_timed_out_visitor_never_gets_in_or_in_line(facts):
+    assert access.decide_join(facts).verdict == Verdict.REFUSE
+
+
+@PROPERTY_SETTINGS
+@given(join_facts_strategy(locked=True, is_manager=False, already_present=False))
+def test_locked_room_admits_nobody_new_but_managers(facts):
+    assert access.decide_join(facts).verdict == Verdict.REFUSE
+
+
+@PROPERTY_SETTINGS
+@given(join_facts_strategy())
+def test_unlocking_never_keeps_anyone_out_who_the_lock_let_in(facts):
+    locked = access.decide_join(replace(facts, locked=True))
+    if locked.verdict != Verdict.REFUSE:
+        assert access.decide_join(replace(facts, locked=False)) == locked
+
+
+@PROPERTY_SETTINGS
+@given(join_facts_strategy(is_manager=False), st.sampled_from([LinkGrant.INVALID, LinkGrant.NOT_YOURS]))
+def test_a_bad_invite_link_never_lets_anyone_in(facts, link):
+    assert access.decide_join(replace(facts, link=link)).verdict == Verdict.REFUSE
+
+
+@PROPERTY_SETTINGS
+@given(join_facts_strategy(link=LinkGrant.ENTRY_WITH_PASSWORD))
+def test_a_link_with_the_password_is_never_asked_for_it(facts):
+    assert access.decide_join(facts).refusal not in (Refusal.PASSWORD_REQUIRED, Refusal.WRONG_PASSWORD)
+
+
+@PROPERTY_SETTINGS
+@given(join_facts_strategy())
+def test_a_good_invite_link_is_never_worse_than_none(facts):
+    none = access.decide_join(replace(facts, link=LinkGrant.NONE))
+    for link in (LinkGrant.ENTRY, LinkGrant.ENTRY_WITH_PASSWORD):
+        if none.verdict == Verdict.ADMIT:
+            assert access.decide_join(replace(facts, link=link)).verdict == Verdict.ADMIT
+
+
+@PROPERTY_SETTINGS
+@given(join_facts_strategy(request_status=APPROVED, approval_expired=True, already_present=False))
+def test_an_expired_approval_is_like_no_request(facts):
+    assert access.decide_join(facts) == access.decide_join(replace(facts, request_status=None, approval_expired=False))
 
 
 # --- Predicates and fetchers against the database -------------------------------------------
@@ -590,6 +760,44 @@ def test_can_view_training_session(make_room, people, owner, training_session):
     assert not access.can_view_training_session(allowed, training_session)
     services.room_close(room=public, actor=owner)
     assert not access.can_view_training_session(guest, training_session)
+
+
+def test_training_session_get_viewable(make_room, people, owner, training_session):
+    from metrics.models import TrainingSession
+
+    assert access.training_session_get_viewable(training_session.id, Visitor(user=owner)) == training_session
+    assert access.training_session_get_viewable(training_session.id, Visitor(user=people["staff"])) == training_session
+    for visitor, training_session_id in (
+        (Visitor(user=people["stranger"]), training_session.id),
+        (Visitor(), training_session.id),
+        (Visitor(user=owner), "no-such-run"),
+    ):
+        with pytest.raises(TrainingSession.DoesNotExist):
+            access.training_session_get_viewable(training_session_id, visitor)
+    services.room_join(room=make_room(), visitor=Visitor(user=people["stranger"]))
+    assert access.training_session_get_viewable(training_session.id, Visitor(user=people["stranger"]))
+
+
+def test_training_session_list_viewable(make_room, people, owner, training_session):
+    from metrics.services import training_session_create
+
+    newer, _ = training_session_create(owner=owner, id="newer-run")
+    elsewhere, _ = training_session_create(owner=people["stranger"], id="strangers-run")
+    room = make_room(creator=people["stranger"], training_session=elsewhere)
+    assert access.training_session_list_viewable(Visitor(user=owner)) == [newer, training_session]
+    assert access.training_session_list_viewable(Visitor(user=people["allowed"])) == []
+    assert access.training_session_list_viewable(Visitor()) == []
+    # Watching a room adds its session after one's own; leaving takes it away again.
+    seat = services.room_join(room=room, visitor=Visitor(user=owner)).spectator
+    assert access.training_session_list_viewable(Visitor(user=owner)) == [newer, training_session, elsewhere]
+    guest = Visitor(anon_key=services.anon_key_for("guest"))
+    services.room_join(room=room, visitor=guest)
+    assert access.training_session_list_viewable(guest) == [elsewhere]
+    assert all(
+        access.can_view_training_session(guest, session) for session in access.training_session_list_viewable(guest)
+    )
+    services.room_leave(spectator=seat)
+    assert access.training_session_list_viewable(Visitor(user=owner)) == [newer, training_session]
 
 
 def test_join_facts_reads_the_database(make_room, people, owner):

@@ -439,6 +439,45 @@ async def test_binary_frames_arrive_intact(room, seat, training_session, make_to
     await close_all(trainer, communicator)
 
 
+async def test_a_late_joiner_sees_the_last_frame_and_decision_at_once(
+    make_room, seat, training_session, make_token, owner
+):
+    room = await db(make_room)(max_spectators=5)
+    first, _snapshot = await watch(room, await db(seat)(room, "ann"))
+    trainer = await ws_open(f"/ws/ingest/{training_session.pk}/", token=await db(make_token)(owner))
+    for step in (1, 2):
+        header = {"type": "frame", "mime": "image/png", "episode": 4, "step": step}
+        await trainer.send_to(bytes_data=frame_bytes(header, PNG))
+        decision = {"type": "decision", "episode": 4, "step": step, "action_probabilities": [0.25, 0.75]}
+        await trainer.send_to(text_data=json.dumps(decision))
+    for _ in range(4):  # the first spectator got all four: the stream went through this hub
+        await first.receive_output(3)
+    # The trainer is quiet now; someone joining sees step 2 right after the snapshot.
+    late, _snapshot = await watch(room, await db(seat)(room, "bob"))
+    outputs = [await late.receive_output(3) for _ in range(2)]
+    frames = [frame_split(o["bytes"])[0] for o in outputs if o.get("bytes")]
+    decisions = [json.loads(o["text"]) for o in outputs if o.get("text")]
+    assert [f["step"] for f in frames] == [2]
+    assert [(d["type"], d["step"]) for d in decisions] == [("bot_decision", 2)]
+    assert await late.receive_nothing()
+    await close_all(trainer, first, late)
+
+
+async def test_a_late_joiner_gets_no_cached_decision_when_the_room_hides_decisions(
+    make_room, seat, training_session, make_token, owner
+):
+    room = await db(make_room)(max_spectators=5, enable_decision_visualization=False)
+    first, _snapshot = await watch(room, await db(seat)(room, "ann"))
+    trainer = await ws_open(f"/ws/ingest/{training_session.pk}/", token=await db(make_token)(owner))
+    await trainer.send_to(bytes_data=frame_bytes({"type": "frame", "mime": "image/png", "step": 7}, PNG))
+    await trainer.send_to(text_data=json.dumps({"type": "decision", "step": 7, "action_probabilities": [1.0]}))
+    assert frame_split((await first.receive_output(3))["bytes"])[0]["step"] == 7
+    late, _snapshot = await watch(room, await db(seat)(room, "bob"))
+    assert frame_split((await late.receive_output(3))["bytes"])[0]["step"] == 7
+    assert await late.receive_nothing()
+    await close_all(trainer, first, late)
+
+
 async def test_training_status_reaches_spectators(room, seat, training_session, make_token, owner):
     ann = await db(seat)(room, "ann")
     communicator, _snapshot = await watch(room, ann)
@@ -480,6 +519,128 @@ async def test_spectator_list_on_join_and_leave(room, seat):
     await first.disconnect()
 
 
+async def test_a_crowd_joining_gets_the_latest_spectator_list_not_one_per_join(make_room, seat, settings):
+    settings.SPECTATOR_LIST_INTERVAL = 1.0
+    room = await db(make_room)(max_spectators=30)
+    watcher, _snapshot = await watch(room, await db(seat)(room, "ann", display_name="Ann"))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for i in range(12):
+        await db(seat)(room, f"user{i}", display_name=f"User {i}")
+    elapsed = loop.time() - started
+    lists = []
+    while not lists or lists[-1]["count"] < 13:
+        message = await receive_json(watcher, timeout=5)
+        assert message["type"] == "spectator_list", message
+        lists.append(message)
+    assert await watcher.receive_nothing(timeout=1.2)  # nothing was held back after the latest
+    # One list when the first joined, then at most one per interval: never one per join.
+    assert len(lists) <= 2 + int(elapsed / settings.SPECTATOR_LIST_INTERVAL) < 12, (len(lists), elapsed)
+    assert [entry["display_name"] for entry in lists[-1]["spectators"]] == ["Ann", *(f"User {i}" for i in range(12))]
+    await watcher.disconnect()
+
+
+async def test_the_heartbeat_keeps_connected_spectators_seen_and_stops_after_the_last_one(room, seat, settings):
+    from rooms import consumers
+
+    settings.SPECTATOR_PRESENCE_TIMEOUT = 0.3  # a beat every 0.1 s
+    ann = await db(seat)(room, "ann")
+    long_ago = timezone.now() - timedelta(hours=1)
+    await db(Spectator.objects.filter(pk=ann.spectator.pk).update)(last_seen_at=long_ago)
+    communicator, _snapshot = await watch(room, ann)
+    seen = await wait_for_value(
+        db(lambda: Spectator.objects.get(pk=ann.spectator.pk).last_seen_at), lambda value: value > long_ago
+    )
+    # Seen recently, so the stale-seat sweep leaves the connected spectator in place.
+    assert timezone.now() - seen < timedelta(minutes=5)
+    assert await db(services.spectators_expire_stale)(now=seen) == 0
+    heartbeat = consumers._heartbeat_task
+    assert heartbeat is not None and not heartbeat.done()
+    await communicator.disconnect()
+    await asyncio.wait_for(heartbeat, 5)  # nobody local: the heartbeat ends by itself
+
+
+async def test_the_hub_rejoins_its_groups_periodically(room, seat, monkeypatch):
+    from channels.layers import get_channel_layer
+
+    from rooms import hub as hub_module
+
+    monkeypatch.setattr(hub_module, "GROUP_REFRESH_SECONDS", 0.05)
+    layer = get_channel_layer()
+    joined = asyncio.Queue()
+    real_group_add = layer.group_add
+
+    async def group_add(group, channel):
+        await joined.put(group)
+        return await real_group_add(group, channel)
+
+    monkeypatch.setattr(layer, "group_add", group_add)
+    communicator, _snapshot = await watch(room, await db(seat)(room, "ann"))
+    groups = [await asyncio.wait_for(joined.get(), 5) for _ in range(6)]
+    # Joined once on attach, then again and again by the refresher: memberships never lapse.
+    assert groups.count(hub_module.room_group_name(room.pk)) >= 2
+    assert groups.count(metric_events.session_group_name(room.training_session_id)) >= 2
+    await communicator.disconnect()
+
+
+async def test_after_a_channel_layer_failure_the_hub_rejoins_and_spectators_reconnect(
+    room, seat, training_session, monkeypatch
+):
+    from channels.layers import get_channel_layer
+
+    from rooms.hub import CLOSE_SERVICE_RESTART
+
+    layer = get_channel_layer()
+    communicator, _snapshot = await watch(room, await db(seat)(room, "ann"))
+    real_receive, real_group_add = layer.receive, layer.group_add
+    failures = {"receive": 1, "group_add": 2}
+    rejoined = []
+
+    async def receive(channel):
+        if failures["receive"]:
+            failures["receive"] -= 1
+            raise ConnectionError("the layer went away")
+        return await real_receive(channel)
+
+    async def group_add(group, channel):
+        if failures["group_add"]:
+            failures["group_add"] -= 1
+            raise ConnectionError("still away")
+        rejoined.append(group)
+        return await real_group_add(group, channel)
+
+    monkeypatch.setattr(layer, "receive", receive)
+    monkeypatch.setattr(layer, "group_add", group_add)
+    # The hub's pending receive returns this point; its next receive fails.
+    await db(ingest)(training_session, [point(1)])
+    assert (await receive_json(communicator))["type"] == "training_metrics"
+    await receive_type(communicator, "graph_update")
+    closed = await communicator.receive_output(10)
+    assert closed == {"type": "websocket.close", "code": CLOSE_SERVICE_RESTART}
+    assert sorted(rejoined) == sorted(
+        [hub_room_group(room.pk), metric_events.session_group_name(room.training_session_id)]
+    )
+    assert get_hub().stats.layer_errors == 3
+
+
+def hub_room_group(room_id) -> str:
+    from rooms.events import room_group_name
+
+    return room_group_name(room_id)
+
+
+async def wait_for_value(read, done, timeout: float = 5.0):
+    """Read until ``done(value)`` (the event), within ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await read()
+        if done(value):
+            return value
+        assert loop.time() < deadline, f"still {value!r} after {timeout} s"
+        await asyncio.sleep(0.02)
+
+
 async def test_each_message_is_serialized_once_per_room(room, seat, training_session, monkeypatch):
     ann, bob = await db(seat)(room, "ann"), await db(seat)(room, "bob")
     first, _ = await watch(room, ann)
@@ -490,11 +651,12 @@ async def test_each_message_is_serialized_once_per_room(room, seat, training_ses
     hub = get_hub()
     received = hub.stats.received
     await db(ingest)(training_session, [point(i) for i in range(3)])
-    texts_first = [await first.receive_output(3) for _ in range(6)]
-    texts_second = [await second.receive_output(3) for _ in range(6)]
+    texts_first = [await first.receive_output(3) for _ in range(4)]
+    texts_second = [await second.receive_output(3) for _ in range(4)]
     assert texts_first == texts_second
     assert all(isinstance(output["text"], str) for output in texts_first)
-    assert len(dumps_calls) == 6  # three points x (training_metrics, graph_update), not x2 spectators
+    # Three training_metrics (the batch's graph_update is joined from serialized entries), not x2 spectators.
+    assert len(dumps_calls) == 3
     assert hub.stats.received == received + 1  # one group message for the whole batch
     assert await first.receive_nothing() and await second.receive_nothing()
     await close_all(first, second)
@@ -550,15 +712,16 @@ async def test_rate_limited_spectator_gets_every_point_and_only_the_latest_decis
     steps = [(await receive_type(live, "bot_decision"))["step"] for _ in range(50)]
     assert steps == list(range(50))
     live_seqs = []
-    for _ in range(12):
-        live_seqs.append((await receive_type(live, "training_metrics"))["data"]["seq"])
-        assert (await receive_json(live))["type"] == "graph_update"
+    for _batch in range(3):  # each batch: its points' training_metrics, then its graph_update
+        for _ in range(4):
+            live_seqs.append((await receive_type(live, "training_metrics"))["data"]["seq"])
+        assert len((await receive_type(live, "graph_update"))["graphs"]) == 4  # one reward entry a point
     assert live_seqs == list(range(12))
     assert await live.receive_nothing()
 
-    # Limited: every metric point (with its graph_update), decisions coalesced to the latest.
+    # Limited: every metric point (and every graph_update), decisions coalesced to the latest.
     seqs, updates, slow_steps = [], 0, []
-    while len(seqs) < 12 or updates < 12 or 49 not in slow_steps:
+    while len(seqs) < 12 or updates < 3 or 49 not in slow_steps:
         message = await receive_json(slow, timeout=5)
         if message["type"] == "training_metrics":
             seqs.append(message["data"]["seq"])
@@ -637,11 +800,11 @@ async def test_stalled_connection_is_closed_with_4408_while_others_get_everythin
         is_manager=False,
     )
     try:
-        for batch in range(6):  # 60 messages; at most 10 in flight at once for the live socket
+        for batch in range(6):  # 36 messages; at most 6 in flight at once for the live socket
             await db(ingest)(training_session, [point(batch * 5 + i) for i in range(5)])
             for _ in range(5):
                 assert (await receive_json(live))["type"] == "training_metrics"
-                assert (await receive_json(live))["type"] == "graph_update"
+            assert (await receive_json(live))["type"] == "graph_update"
         assert hub.stats.too_slow_closed == 1
         assert len(stalled.fifo) <= 20
         unblock.set()
@@ -661,7 +824,7 @@ async def test_fell_behind_connection_gets_too_slow_then_4408(room, seat, traini
     settings.SPECTATOR_MAX_BUFFERED_MESSAGES = 10
     ann = await db(seat)(room, "ann")
     communicator, _ = await watch(room, ann)
-    await db(ingest)(training_session, [point(i) for i in range(6)])  # 12 messages in one dispatch
+    await db(ingest)(training_session, [point(i) for i in range(12)])  # 13 messages in one dispatch
     error = await receive_json(communicator)
     assert (error["type"], error["code"]) == ("error", "too_slow")
     await expect_closed(communicator, CLOSE_TOO_SLOW)

@@ -132,7 +132,12 @@ def test_sweep_expires_before_it_auto_approves(make_room, make_user):
 
 def test_sweep_once_reports_counts(make_room):
     expire(make_room())
-    assert sweeper.sweep_once() == {"rooms_expired": 1, "requests_auto_approved": 0, "spectators_timed_out": 0}
+    assert sweeper.sweep_once() == {
+        "rooms_expired": 1,
+        "requests_auto_approved": 0,
+        "spectators_timed_out": 0,
+        "recordings_pruned": 0,
+    }
 
 
 @pytest.mark.parametrize("swept", [False, True], ids=["before-sweep", "after-sweep"])
@@ -184,3 +189,18 @@ def test_sweeper_starts_once_per_process(settings, monkeypatch):
         stop.set()
     thread.join(timeout=5)
     assert not thread.is_alive()
+
+
+def test_one_process_a_round_takes_the_sweep_turn():
+    # Each server process asks before sweeping; the shared cache gives the round to one.
+    assert sweeper._turn_to_sweep(30) is True
+    assert sweeper._turn_to_sweep(30) is False
+    assert sweeper._turn_to_sweep(30) is False
+
+
+def test_without_the_cache_every_process_sweeps(monkeypatch):
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(sweeper.cache, "add", unreachable)
+    assert sweeper._turn_to_sweep(30) is True

@@ -12,7 +12,6 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from rooms.passwords import room_password_matches as check_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -23,6 +22,7 @@ from rooms import access, events, services
 from rooms.access import AccessRefused, Refusal, Visitor
 from rooms.lockout import LockedOut
 from rooms.models import AccessLevel, Ban, Invitation, JoinRequest, Room, Spectator
+from rooms.passwords import room_password_matches as check_password
 
 PENDING, APPROVED, DENIED, EXPIRED = (
     JoinRequest.Status.PENDING,

@@ -1,10 +1,10 @@
 """POST /api/v1/rooms/: create a room of each access level; refusals name the field."""
 
 import pytest
-from rooms.passwords import room_password_matches as check_password
 
 from metrics.services import training_session_close, training_session_create
 from rooms.models import Ban, Room
+from rooms.passwords import room_password_matches as check_password
 from tests.api_errors import assert_api_error
 
 URL = "/api/v1/rooms/"
@@ -78,6 +78,9 @@ def test_create_defaults_to_a_public_room(owner_client, training_session):
         "max_spectators": 10,
         "require_approval": False,
         "auto_approve_timeout": 0,
+        "approval_ttl": 0,
+        "locked": False,
+        "listed": True,
         "allowed_users": [],
         "blocked_users": [],
     }

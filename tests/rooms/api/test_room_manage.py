@@ -3,10 +3,10 @@
 from datetime import timedelta
 
 import pytest
-from rooms.passwords import room_password_matches as check_password
 from django.utils import timezone
 
 from rooms.models import JoinRequest, Room, Spectator
+from rooms.passwords import room_password_matches as check_password
 from rooms.services import room_close
 from tests.api_errors import assert_api_error
 

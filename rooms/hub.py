@@ -13,17 +13,16 @@ behind and closed; nothing more is queued for it.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import json
 import logging
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 from metrics.events import KIND_CONTROL, KIND_DECISION, KIND_FRAME, session_group_name
 from rooms.events import AUDIENCE_ALL, AUDIENCE_MANAGERS, AUDIENCE_SPECTATOR, room_group_name
+from rooms.subscriber import GroupSubscriber, loop_singleton
 from spectator_site.batch_send import batch_writer
 
 logger = logging.getLogger(__name__)
@@ -31,7 +30,6 @@ logger = logging.getLogger(__name__)
 CLOSE_TOO_SLOW = 4408
 # The standard "service restart" code: reconnect (and catch up from the snapshot).
 CLOSE_SERVICE_RESTART = 1012
-GROUP_REFRESH_SECONDS = 3600
 MAX_HZ = 60.0
 # A live spectator gets every decision while its queue is shorter than this; further behind, the latest.
 LIVE_DECISION_BACKLOG = 1000
@@ -163,10 +161,8 @@ class Connection:
         self.closed = True
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+            # Waits without raising the writer's end, yet lets our own cancellation through.
+            await asyncio.wait([self._task])
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -243,21 +239,20 @@ class _RoomEntry:
     connections: set = field(default_factory=set)
 
 
-class RoomHub:
+class RoomHub(GroupSubscriber):
     """One per process and event loop: subscriptions, local connections, dispatch."""
 
+    channel_prefix = "hub."
+    label = "room hub"
+
     def __init__(self):
+        super().__init__()
         self.stats = HubStats()
         self.rooms: dict[str, _RoomEntry] = {}
         self.session_rooms: dict[str, set[str]] = defaultdict(set)
         # The last decision and frame of each subscribed session: a spectator who connects
         # while the trainer is quiet (paused, between episodes) still sees the game at once.
         self.last_shown: dict[str, dict[str, dict]] = {}
-        self.channel: str | None = None
-        self._layer = None
-        self._reader: asyncio.Task | None = None
-        self._refresher: asyncio.Task | None = None
-        self._lock = asyncio.Lock()
         # Latest-wins room events (the spectator list): rooms inside their interval, and the event held back.
         self._latest_wins_interval = settings.SPECTATOR_LIST_INTERVAL
         self._throttled: dict[str, asyncio.TimerHandle] = {}
@@ -285,7 +280,7 @@ class RoomHub:
             show_decisions=show_decisions,
         )
         async with self._lock:
-            await self._ensure_channel()
+            await self.ensure_channel()
             entry = self.rooms.get(room_id)
             if entry is None:
                 entry = self.rooms[room_id] = _RoomEntry(training_session_id=training_session_id)
@@ -329,75 +324,32 @@ class RoomHub:
     def present_spectator_ids(self) -> set[int]:
         return {c.spectator_id for entry in self.rooms.values() for c in entry.connections}
 
-    async def _ensure_channel(self) -> None:
-        if self.channel is not None:
-            return
-        self._layer = get_channel_layer()
-        self.channel = await self._layer.new_channel("hub.")
-        loop = asyncio.get_running_loop()
-        # A fresh context: these serve every room, not the connection (and its log ids) that started them.
-        self._reader = loop.create_task(self._read_loop(), name="room-hub-reader", context=contextvars.Context())
-        self._refresher = loop.create_task(
-            self._refresh_loop(), name="room-hub-refresher", context=contextvars.Context()
-        )
+    # --- the channel (rooms/subscriber.py) ------------------------------------------------
 
-    async def _read_loop(self) -> None:
-        while True:
-            try:
-                message = await self._layer.receive(self.channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # The channel layer (Redis) is unreachable: consumers stay up; recover when it is back.
-                logger.warning("room hub: channel layer receive failed; recovering", exc_info=True)
-                self.stats.layer_errors += 1
-                await self._recover()
-                continue
-            self.stats.received += 1
-            try:
-                self.dispatch(message)
-            except Exception:
-                logger.exception("room hub: could not dispatch %s", message.get("type"))
+    def subscribed_groups(self):
+        for room_id in self.rooms:
+            yield room_group_name(room_id)
+        for session_id in self.session_rooms:
+            yield session_group_name(session_id)
 
-    async def _recover(self) -> None:
-        """Rejoin every group once the layer answers again, then have local spectators reconnect.
+    def count_received(self) -> None:
+        self.stats.received += 1
 
-        A restarted Redis has forgotten our group memberships (nothing would reach us again)
-        and whatever was published while it was down never came: each local connection is
-        closed with 1012 (service restart), and its client reconnects and catches up from the
-        snapshot's history.
+    def count_layer_error(self) -> None:
+        self.stats.layer_errors += 1
+
+    def rejoined(self) -> None:
+        """A restarted Redis forgot our memberships and lost what was published while it was down.
+
+        Each local connection is closed with 1012 (service restart); its client reconnects and
+        catches up from the snapshot's history.
         """
-        delay = 0.5
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                async with self._lock:
-                    for room_id in list(self.rooms):
-                        await self._layer.group_add(room_group_name(room_id), self.channel)
-                    for session_id in list(self.session_rooms):
-                        await self._layer.group_add(session_group_name(session_id), self.channel)
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.stats.layer_errors += 1
-                delay = min(delay * 2, 5.0)
         resynced = 0
         for entry in list(self.rooms.values()):
             for connection in list(entry.connections):
                 connection.close_after_flush(CLOSE_SERVICE_RESTART)
                 resynced += 1
         logger.warning("room hub: channel layer back; %d local spectator(s) asked to reconnect", resynced)
-
-    async def _refresh_loop(self) -> None:
-        """Re-join our groups now and then: channels-redis expires group memberships."""
-        while True:
-            await asyncio.sleep(GROUP_REFRESH_SECONDS)
-            async with self._lock:
-                for room_id in list(self.rooms):
-                    await self._layer.group_add(room_group_name(room_id), self.channel)
-                for session_id in list(self.session_rooms):
-                    await self._layer.group_add(session_group_name(session_id), self.channel)
 
     def dispatch(self, message: dict) -> None:
         """Hand one group message to every local connection it is for."""
@@ -469,10 +421,4 @@ _hubs: dict[int, RoomHub] = {}
 
 def get_hub() -> RoomHub:
     """The hub of the running event loop (one per process in a server)."""
-    loop = asyncio.get_running_loop()
-    hub = _hubs.get(id(loop))
-    if hub is None or getattr(hub, "_loop", None) is not loop:
-        hub = RoomHub()
-        hub._loop = loop
-        _hubs[id(loop)] = hub
-    return hub
+    return loop_singleton(_hubs, RoomHub)

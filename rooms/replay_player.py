@@ -36,6 +36,7 @@ from metrics.recording_selectors import (
     timeline_of,
 )
 from metrics.replay import ReplayCommand, ReplayError, ReplayState, ReplayStatus, replay_apply, replay_command_parse
+from rooms.subscriber import GroupSubscriber, loop_singleton
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,6 @@ LEADER_HEARTBEAT_SECONDS = 2.0
 LEADER_TIMEOUT_SECONDS = 10.0
 # Past this many messages queued for the socket, the player skips frames and waits for it.
 REPLAY_BACKLOG = 64
-GROUP_REFRESH_SECONDS = 3600
 SEEN_MESSAGES = 1000
 
 
@@ -474,24 +474,26 @@ class ReplayPlayer:
             await get_coordinator().unregister(self)
 
 
-class ReplayCoordinator:
+class ReplayCoordinator(GroupSubscriber):
     """One per process and event loop: the replay group memberships of the rooms with local players."""
 
+    channel_prefix = "replay."
+    label = "replay coordinator"
+
     def __init__(self):
+        super().__init__()
         self.players: dict[str, set[ReplayPlayer]] = {}
         # The latest leader message of each room (a new follower starts from it).
         self.leaders: dict[str, dict] = {}
-        self.channel: str | None = None
-        self._layer = None
-        self._reader: asyncio.Task | None = None
-        self._refresher: asyncio.Task | None = None
-        self._lock = asyncio.Lock()
         # Ids of leader messages already handed over (each arrives once more through the group).
         self._seen: OrderedDict[str, None] = OrderedDict()
 
+    def subscribed_groups(self):
+        return [replay_group_name(room_id) for room_id in self.players]
+
     async def register(self, player: ReplayPlayer) -> None:
         async with self._lock:
-            await self._ensure_channel()
+            await self.ensure_channel()
             players = self.players.setdefault(player.room_id, set())
             if not players:
                 await self._layer.group_add(replay_group_name(player.room_id), self.channel)
@@ -516,11 +518,11 @@ class ReplayCoordinator:
         comes back through the group is recognised by its id and skipped.
         """
         message = {**message, "message_id": secrets.token_hex(8)}
-        self._dispatch(message)
+        self.dispatch(message)
         layer = self._layer or get_channel_layer()
         await layer.group_send(replay_group_name(room_id), message)
 
-    def _dispatch(self, message: dict) -> None:
+    def dispatch(self, message: dict) -> None:
         message_id = message.get("message_id")
         if message_id is not None:
             if message_id in self._seen:
@@ -542,45 +544,10 @@ class ReplayCoordinator:
             except Exception:
                 logger.exception("replay coordinator: could not hand a leader message over")
 
-    async def _ensure_channel(self) -> None:
-        if self.channel is not None:
-            return
-        self._layer = get_channel_layer()
-        self.channel = await self._layer.new_channel("replay.")
-        loop = asyncio.get_running_loop()
-        self._reader = loop.create_task(self._read_loop(), name="replay-coordinator-reader")
-        self._refresher = loop.create_task(self._refresh_loop(), name="replay-coordinator-refresher")
-
-    async def _read_loop(self) -> None:
-        while True:
-            try:
-                message = await self._layer.receive(self.channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.warning("replay coordinator: channel layer receive failed; retrying", exc_info=True)
-                await asyncio.sleep(1.0)
-                continue
-            self._dispatch(message)
-
-    async def _refresh_loop(self) -> None:
-        """Re-join our groups now and then: channels-redis expires group memberships."""
-        while True:
-            await asyncio.sleep(GROUP_REFRESH_SECONDS)
-            async with self._lock:
-                for room_id in list(self.players):
-                    await self._layer.group_add(replay_group_name(room_id), self.channel)
-
 
 _coordinators: dict[int, ReplayCoordinator] = {}
 
 
 def get_coordinator() -> ReplayCoordinator:
     """The replay coordinator of the running event loop."""
-    loop = asyncio.get_running_loop()
-    coordinator = _coordinators.get(id(loop))
-    if coordinator is None or getattr(coordinator, "_loop", None) is not loop:
-        coordinator = ReplayCoordinator()
-        coordinator._loop = loop
-        _coordinators[id(loop)] = coordinator
-    return coordinator
+    return loop_singleton(_coordinators, ReplayCoordinator)

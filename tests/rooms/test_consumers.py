@@ -564,8 +564,9 @@ async def test_the_hub_rejoins_its_groups_periodically(room, seat, monkeypatch):
     from channels.layers import get_channel_layer
 
     from rooms import hub as hub_module
+    from rooms import subscriber as subscriber_module
 
-    monkeypatch.setattr(hub_module, "GROUP_REFRESH_SECONDS", 0.05)
+    monkeypatch.setattr(subscriber_module, "GROUP_REFRESH_SECONDS", 0.05)
     layer = get_channel_layer()
     joined = asyncio.Queue()
     real_group_add = layer.group_add

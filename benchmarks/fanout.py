@@ -549,7 +549,7 @@ def main() -> None:
     elif args.quick:
         rows = run([100], lambda n: [100], args.servers.split(","))
     else:
-        rates = {100: [100, 300, 600], 1000: [10, 30, 60]}
+        rates = {100: [100, 300, 600, 1200], 1000: [10, 30, 60, 120]}
         rows = run([100, 1000], lambda n: rates[n], args.servers.split(","))
     write_section("Fan-out", report(rows))
     print(f"\nwrote {Path(__file__).parent / 'RESULTS.md'}")

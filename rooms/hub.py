@@ -76,6 +76,7 @@ class Connection:
         self._urgent = asyncio.Event()
         self._stats = stats or HubStats()
         self._task: asyncio.Task | None = None
+        self._flushing = False
         # Read once: a settings lookup per delivery cost ~10% of the hub's time with 1,000 spectators.
         self._max_buffered = settings.SPECTATOR_MAX_BUFFERED_MESSAGES
         self._live_backlog = min(LIVE_DECISION_BACKLOG, self._max_buffered // 2)
@@ -112,6 +113,41 @@ class Connection:
                 self._fell_behind()
                 return
         self._wake.set()
+
+    def write_now(self, items: list[tuple[str, dict]]) -> bool:
+        """Write a live, idle connection's share of ``items`` straight to its socket.
+
+        Waking a writer task per connection and message cost more than the write itself with
+        1,000 spectators; a live connection with nothing queued and no flush under way gets the
+        write at once, in the order a flush would have used. False: queue them instead.
+        """
+        if (
+            self.interval
+            or self.fifo
+            or self.latest
+            or self._flushing
+            or self._task is None
+            or self._batch_write is None
+            or self.closing
+        ):
+            return False
+        show_decisions = self.show_decisions
+        messages = [payload for kind, payload in items if show_decisions or kind != KIND_DECISION]
+        if not messages:
+            return True
+        try:
+            written = self._batch_write(messages)
+        except Exception:
+            # The writer task meets the same failure on its own send and ends the connection.
+            logger.debug("direct write for spectator %s failed", self.spectator_id, exc_info=True)
+            return False
+        if written is None:
+            return False
+        self.delivered += len(messages)
+        stats = self._stats
+        stats.sent += len(messages)
+        stats.bytes_out += written
+        return True
 
     def push_now(self, payload) -> None:
         """Queue a control message (text, or an ASGI send message) that goes out without waiting for the tick."""
@@ -181,7 +217,11 @@ class Connection:
                 self._urgent.clear()
                 due = not self.interval or loop.time() >= next_flush or self._close_code is not None
                 # Early (a pong, a room event): queued messages go now, decisions and frames at the tick.
-                await self._flush(include_latest=due)
+                self._flushing = True
+                try:
+                    await self._flush(include_latest=due)
+                finally:
+                    self._flushing = False
                 if due:
                     next_flush = loop.time() + self.interval
                 elif self.latest:
@@ -208,7 +248,8 @@ class Connection:
 
     async def _write(self, messages: list[dict]) -> None:
         """Write the messages in order: in one socket write where the server allows it."""
-        if len(messages) == 1 or self._batch_write is None or not self._batch_write(messages):
+        written = self._batch_write(messages) if self._batch_write is not None else None
+        if written is None:
             send = self._send
             for index, message in enumerate(messages):
                 if index and self._behind:
@@ -217,10 +258,11 @@ class Connection:
                     messages = messages[:index]
                     break
                 await send(message)
+            written = sum(len(message.get("text") or message.get("bytes") or "") for message in messages)
         self.delivered += len(messages)
         stats = self._stats
         stats.sent += len(messages)
-        stats.bytes_out += sum(len(message.get("text") or message.get("bytes") or "") for message in messages)
+        stats.bytes_out += written
 
 
 def send_message(payload) -> dict:
@@ -372,11 +414,12 @@ class RoomHub(GroupSubscriber):
             if entry is None:
                 continue
             for connection in entry.connections:
-                for kind, payload in items:
-                    if kind == KIND_CONTROL:
-                        connection.push_now(payload)
-                    else:
-                        connection.push(kind, payload)
+                if not connection.write_now(items):
+                    for kind, payload in items:
+                        if kind == KIND_CONTROL:
+                            connection.push_now(payload)
+                        else:
+                            connection.push(kind, payload)
                 self.stats.delivered += len(items)
 
     def _dispatch_room_event(self, message: dict) -> None:

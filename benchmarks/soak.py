@@ -6,7 +6,8 @@
 One trainer streams 50 metric points/s and 30 decisions/s through the ingest socket of a
 uvicorn server; 500 spectators watch, and every second a few of them leave and new ones join
 (churn: each leaving spectator's seat is freed, each newcomer joins through the API for a
-ticket). Reported per minute: the server's resident memory (must stay flat), p50/p99 latency
+ticket). Reported per minute: the server's resident memory and the memory blocks its interpreter
+holds (both must stay flat after warm-up), p50/p99 latency
 (trainer timestamp to the spectator's receipt of ``training_metrics``), connections opened and
 closed, and lost points: every connection checks that the sequence numbers it received run
 without a gap from its first to its last, and the ones still open at the end must have the
@@ -204,11 +205,28 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def sample_memory(pid: int, seconds: float, samples: list) -> None:
+def gauge(exposition: str, name: str) -> float:
+    for line in exposition.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return float("nan")
+
+
+async def sample_memory(pid: int, base_url: str, seconds: float, samples: list) -> None:
+    """Every SAMPLE_S: RSS, load, and the interpreter's allocated blocks (from /metrics).
+
+    RSS keeps the allocator's high-water mark; the blocks the interpreter holds grow only with
+    what it keeps alive, so the two tell a warm-up plateau from a leak.
+    """
     start = time.monotonic()
-    while time.monotonic() - start < seconds:
-        samples.append((time.monotonic() - start, rss_mb(pid), os.getloadavg()[0]))
-        await asyncio.sleep(SAMPLE_S)
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        while time.monotonic() - start < seconds:
+            try:
+                blocks = gauge((await client.get("/metrics")).text, "spectator_python_allocated_blocks")
+            except httpx.HTTPError:
+                blocks = float("nan")
+            samples.append((time.monotonic() - start, rss_mb(pid), os.getloadavg()[0], blocks))
+            await asyncio.sleep(SAMPLE_S)
 
 
 def main() -> None:
@@ -245,7 +263,7 @@ def main() -> None:
         memory: list = []
 
         async def run():
-            sampler = asyncio.create_task(sample_memory(server.process.pid, seconds, memory))
+            sampler = asyncio.create_task(sample_memory(server.process.pid, server.url, seconds, memory))
             last_seq = await trainer(server.ws_url, token, session_id, seconds)
             await sampler
             return last_seq
@@ -268,8 +286,10 @@ def report(args, connected, last_seq, memory, parts) -> None:
         for minute, values in part["latencies"].items():
             minutes.setdefault(int(minute), []).extend(values)
     all_latencies = [v for values in minutes.values() for v in values]
-    warm = [mb for t, mb, _ in memory if t >= 60] or [mb for _, mb, _ in memory]
-    load = [one for _, _, one in memory]
+    warm = [mb for t, mb, _, _ in memory if t >= 60] or [mb for _, mb, _, _ in memory]
+    load = [one for _, _, one, _ in memory]
+    blocks = [(t, b) for t, _, _, b in memory if b == b]
+    warm_blocks = [b for t, b in blocks if t >= 60] or [b for _, b in blocks] or [float("nan")]
     lines = [
         f"{args.minutes:g} minutes; one trainer at {POINTS_PER_S} metric points/s and {DECISIONS_PER_S} decisions/s"
         f" through the ingest socket (a batch every {TICK_S * 1000:.0f} ms); {connected} spectators (uvicorn,"
@@ -282,17 +302,21 @@ def report(args, connected, last_seq, memory, parts) -> None:
         f"- latency p50 {percentile(all_latencies, 50):.1f} ms, p99 {percentile(all_latencies, 99):.1f} ms"
         f" ({len(all_latencies):,} samples)",
         f"- server RSS after the first minute: min {min(warm):.0f} MB, max {max(warm):.0f} MB, last {warm[-1]:.0f} MB",
+        f"- interpreter's allocated blocks after the first minute: min {min(warm_blocks) / 1e3:,.0f}k,"
+        f" max {max(warm_blocks) / 1e3:,.0f}k, last {warm_blocks[-1] / 1e3:,.0f}k",
         f"- machine load (1-minute average, 2 cores): mean {sum(load) / len(load):.1f}, max {max(load):.1f}"
         " (the benchmark's own server and clients count; other work adds to it)",
         "",
-        "| minute | p50 ms | p99 ms | server RSS MB (end of minute) |",
-        "| ---: | ---: | ---: | ---: |",
+        "| minute | p50 ms | p99 ms | server RSS MB | allocated blocks (k) |",
+        "| ---: | ---: | ---: | ---: | ---: |",
     ]
     for minute in sorted(minutes):
-        rss = [mb for t, mb, _ in memory if t < (minute + 1) * 60]
+        # At the end of the minute.
+        rss = [mb for t, mb, _, _ in memory if t < (minute + 1) * 60]
+        held = [b for t, b in blocks if t < (minute + 1) * 60]
         lines.append(
             f"| {minute + 1} | {percentile(minutes[minute], 50):.1f} | {percentile(minutes[minute], 99):.1f} |"
-            f" {rss[-1] if rss else float('nan'):.0f} |"
+            f" {rss[-1] if rss else float('nan'):.0f} | {held[-1] / 1e3 if held else float('nan'):,.0f} |"
         )
     text = "\n".join(lines)
     print(text)

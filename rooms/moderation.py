@@ -11,9 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from rooms import access, audit, events
-from rooms.access import Visitor
 from rooms.models import Ban, JoinRequest, Room, RoomModerator, Spectator
-from rooms.services import _join_request_decide, _remove_everywhere, require_manager, room_leave
+from rooms.services import _join_request_decide, _remove_everywhere, ban_target, require_manager, room_leave
 
 MAX_TIMEOUT_SECONDS = 30 * 24 * 3600
 
@@ -140,20 +139,8 @@ def timeout_create(
     require_manager(actor, room)
     if not (0 < duration_seconds <= MAX_TIMEOUT_SECONDS):
         raise ValidationError({"duration_seconds": f"Must be more than 0 and at most {MAX_TIMEOUT_SECONDS}."})
-    if spectator is not None:
-        user = spectator.user
-    if user is None and (spectator is None or not spectator.anon_key):
-        raise ValidationError({"username": "Name a user or a spectator to time out."})
-    if user is not None and access.can_manage_room(user, room):
-        raise ValidationError({"username": "Room managers cannot be timed out."})
-    if user is not None:
-        visitor, display_name = Visitor(user=user), user.get_username()
-        existing = Ban.objects.filter(room=room, user=user, lifted_at__isnull=True).first()
-    else:
-        visitor, display_name = Visitor(anon_key=spectator.anon_key), spectator.display_name
-        existing = Ban.objects.filter(
-            room=room, user__isnull=True, anon_key=spectator.anon_key, lifted_at__isnull=True
-        ).first()
+    target = ban_target(room=room, user=user, spectator=spectator, verb="time out", past="timed out")
+    user, visitor, display_name, existing = target.user, target.visitor, target.display_name, target.open_ban
     if existing is not None and existing.expires_at is None:
         raise ValidationError({"username": "Already banned from this room; lift the ban instead."})
     expires_at = timezone.now() + timedelta(seconds=duration_seconds)

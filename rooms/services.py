@@ -540,22 +540,8 @@ def ban_create(
     require_manager(actor, room)
     if scope not in Ban.Scope.values:
         raise ValidationError({"scope": f"Choose one of: {', '.join(Ban.Scope.values)}."})
-    if spectator is not None:
-        user = spectator.user
-    if user is None and (spectator is None or not spectator.anon_key):
-        raise ValidationError({"username": "Name a user or a spectator to ban."})
-    if user is not None and access.can_manage_room(user, room):
-        raise ValidationError({"username": "Room managers cannot be banned."})
-    if user is not None:
-        visitor = Visitor(user=user)
-        ban = Ban.objects.filter(room=room, user=user, lifted_at__isnull=True).first()
-        display_name = user.get_username()
-    else:
-        visitor = Visitor(anon_key=spectator.anon_key)
-        ban = Ban.objects.filter(
-            room=room, user__isnull=True, anon_key=spectator.anon_key, lifted_at__isnull=True
-        ).first()
-        display_name = spectator.display_name
+    target = ban_target(room=room, user=user, spectator=spectator, verb="ban", past="banned")
+    user, visitor, display_name, ban = target.user, target.visitor, target.display_name, target.open_ban
     if ban is not None and ban.expires_at is not None:
         # A timeout (running or ended but never lifted) turns into the ban.
         ban.expires_at, ban.reason, ban.banned_by, ban.scope = None, reason[:500] or ban.reason, actor, scope
@@ -584,6 +570,42 @@ def ban_create(
     )
     _remove_everywhere(room, visitor, reason=Spectator.LeftReason.BANNED, actor=actor, scope=scope)
     return ban
+
+
+@dataclass(frozen=True)
+class BanTarget:
+    user: object | None
+    visitor: Visitor
+    display_name: str
+    open_ban: Ban | None  # their ban or timeout in this room that nobody lifted
+
+
+def ban_target(*, room: Room, user=None, spectator: Spectator | None = None, verb: str, past: str) -> BanTarget:
+    """Whom a ban or timeout is for (a user, or a present spectator, signed in or not).
+
+    Raises ``ValidationError`` naming ``username`` for an empty target or a room manager.
+    """
+    if spectator is not None:
+        user = spectator.user
+    if user is None and (spectator is None or not spectator.anon_key):
+        raise ValidationError({"username": f"Name a user or a spectator to {verb}."})
+    if user is not None and access.can_manage_room(user, room):
+        raise ValidationError({"username": f"Room managers cannot be {past}."})
+    if user is not None:
+        return BanTarget(
+            user=user,
+            visitor=Visitor(user=user),
+            display_name=user.get_username(),
+            open_ban=Ban.objects.filter(room=room, user=user, lifted_at__isnull=True).first(),
+        )
+    return BanTarget(
+        user=None,
+        visitor=Visitor(anon_key=spectator.anon_key),
+        display_name=spectator.display_name,
+        open_ban=Ban.objects.filter(
+            room=room, user__isnull=True, anon_key=spectator.anon_key, lifted_at__isnull=True
+        ).first(),
+    )
 
 
 def _remove_everywhere(room: Room, visitor: Visitor, *, reason: str, actor, scope: str) -> None:

@@ -294,6 +294,23 @@ class HubCollector(Collector):
 REGISTRY.register(HubCollector())
 
 
+class PythonHeapCollector(Collector):
+    """Memory blocks the interpreter holds: grows with a leak, unlike RSS after a warm-up plateau."""
+
+    def describe(self):
+        yield GaugeMetricFamily("spectator_python_allocated_blocks", "")
+
+    def collect(self):
+        yield GaugeMetricFamily(
+            "spectator_python_allocated_blocks",
+            "Memory blocks currently allocated by the Python interpreter (sys.getallocatedblocks()).",
+            value=sys.getallocatedblocks(),
+        )
+
+
+REGISTRY.register(PythonHeapCollector())
+
+
 # --- The endpoint -------------------------------------------------------------------------------
 
 FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")

@@ -38,6 +38,7 @@ OUR_FAMILIES = {
     "spectator_channel_layer_errors": "counter",
     "spectator_local_connections": "gauge",
     "spectator_room_spectators": "gauge",
+    "spectator_python_allocated_blocks": "gauge",
 }
 
 
@@ -66,6 +67,15 @@ def fresh_channel_layers():
 
 
 # --- The exposition ----------------------------------------------------------------------------
+
+
+def test_the_interpreters_allocated_blocks_follow_what_it_holds(client):
+    before = value(scrape(client), "spectator_python_allocated_blocks")
+    held = [object() for _ in range(200_000)]
+    during = value(scrape(client), "spectator_python_allocated_blocks")
+    del held
+
+    assert during - before > 150_000
 
 
 def test_exposition_parses_with_our_families_and_types(client):

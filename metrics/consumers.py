@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 
+import orjson
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import ValidationError
@@ -30,6 +31,20 @@ logger = logging.getLogger(__name__)
 CLOSE_SIGN_IN = 4401
 CLOSE_NOT_FOUND = 4404
 MAX_TEXT_MESSAGE = 4 * 1024 * 1024
+
+
+def _json_parse(text: str):
+    """orjson (a 1,000-point batch decodes several times faster); where orjson refuses what the
+    standard decoder takes (NaN and Infinity from ``json.dumps``, integers past 64 bits) the
+    standard decoder reads it, so validation names the field instead of calling it not JSON."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError):  # RecursionError: nested past the decoder's limit
+        raise IngestError("message", "Not valid JSON.") from None
 
 
 def _bearer_token(scope) -> str:
@@ -77,10 +92,7 @@ class IngestConsumer(LogContextConsumerMixin, AsyncWebsocketConsumer):
         try:
             if len(text_data) > MAX_TEXT_MESSAGE:
                 raise IngestError("message", f"At most {MAX_TEXT_MESSAGE} bytes.")
-            try:
-                message = json.loads(text_data)
-            except (json.JSONDecodeError, RecursionError):  # RecursionError: nested past the decoder's limit
-                raise IngestError("message", "Not valid JSON.") from None
+            message = _json_parse(text_data)
             if not isinstance(message, dict):
                 raise IngestError("message", "Must be a JSON object.")
             ref = message.get("ref")

@@ -153,6 +153,19 @@ class RoomAdmin(admin.ModelAdmin):
             except (PermissionDenied, ValidationError) as exc:
                 self.message_user(request, f"Access settings not changed: {exc}", level=messages.WARNING)
 
+    def save_related(self, request, form, formsets, change):
+        # The allowed users go through the service too, which audits who was added and removed.
+        wanted = None
+        if "allowed_users" in form.changed_data:
+            wanted = [user.get_username() for user in form.cleaned_data["allowed_users"]]
+            form.cleaned_data["allowed_users"] = list(form.instance.allowed_users.all())
+        super().save_related(request, form, formsets, change)
+        if wanted is not None:
+            try:
+                services.room_access_update(room=form.instance, actor=request.user, allowed_users=wanted)
+            except (PermissionDenied, ValidationError) as exc:
+                self.message_user(request, f"Allowed users not changed: {exc}", level=messages.WARNING)
+
     def save_formset(self, request, form, formset, change):
         if formset.model is RoomModerator:
             return self._save_moderators(request, form.instance, formset)

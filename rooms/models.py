@@ -311,6 +311,7 @@ class AuditEntry(models.Model):
 
     class Action(models.TextChoices):
         ADMIT = "admit", "Admitted"
+        JOIN = "join", "Took a seat"
         ADMIT_ALL = "admit_all", "Admitted everyone waiting"
         DENY = "deny", "Denied"
         SEND_TO_WAITING = "send_to_waiting", "Sent back to the waiting room"
@@ -329,6 +330,8 @@ class AuditEntry(models.Model):
         PASSWORD_REGENERATE = "password_regenerate", "Password regenerated"
         MODERATOR_ADD = "moderator_add", "Moderator added"
         MODERATOR_REMOVE = "moderator_remove", "Moderator removed"
+        INVITE = "invite", "Invited"
+        INVITE_REVOKE = "invite_revoke", "Invitation revoked"
         INVITE_LINK_CREATE = "invite_link_create", "Invite link created"
         INVITE_LINK_REVOKE = "invite_link_revoke", "Invite link revoked"
         ROOM_CLOSE = "room_close", "Room closed"

@@ -282,16 +282,22 @@ def room_access_update(
         room.require_approval = require_approval
     room.full_clean(exclude=["allowed_users"], validate_constraints=False)
     room.save()
+    allowed_change = {}
     if allowed_users is not None:
-        room.allowed_users.set(_users_by_username(allowed_users, field="allowed_users"))
-    _audit_access_changes(room, before, actor=actor, ip=ip, password_set=bool(new_password))
+        users = _users_by_username(allowed_users, field="allowed_users")
+        had = set(room.allowed_users.values_list("username", flat=True))
+        room.allowed_users.set(users)
+        has = {user.username for user in users}
+        if had != has:
+            allowed_change = {"allowed_users": {"added": sorted(has - had), "removed": sorted(had - has)}}
+    _audit_access_changes(room, before, actor=actor, ip=ip, password_set=bool(new_password), extra=allowed_change)
     if approval_turned_off:
         for join_request in JoinRequest.objects.filter(room=room, status=JoinRequest.Status.PENDING):
             _join_request_decide(join_request, approver=actor, approved=True, ip=ip)
     return room, new_password
 
 
-def _audit_access_changes(room: Room, before: dict, *, actor, ip, password_set: bool) -> None:
+def _audit_access_changes(room: Room, before: dict, *, actor, ip, password_set: bool, extra: dict) -> None:
     after = {
         "access_level": room.access_level,
         "require_approval": room.require_approval,
@@ -311,6 +317,7 @@ def _audit_access_changes(room: Room, before: dict, *, actor, ip, password_set: 
     for field, action in own_actions.items():
         if field in changed:
             audit.audit_record(action=action, room=room, actor=actor, ip=ip, details=changed.pop(field))
+    changed |= extra
     if changed or password_set:
         details = {**changed, **({"password": "set"} if password_set else {})}
         audit.audit_record(action=audit.Action.ACCESS_CHANGE, room=room, actor=actor, ip=ip, details=details)
@@ -406,10 +413,34 @@ def room_join(
         )
         if link is not None:
             invite_link_used(link, visitor=visitor, display_name=name, ip=ip)
+        else:
+            audit.audit_record(
+                action=audit.Action.JOIN,
+                room=room,
+                actor=visitor.user if visitor.signed_in else None,
+                actor_name=name,
+                target_user=visitor.user if visitor.signed_in else None,
+                target_name=name,
+                ip=ip,
+                details={"via": _admitted_via(facts, approved)},
+            )
         events.publish_spectator_list_after_commit(room)
     else:
         Spectator.objects.filter(pk=spectator.pk).update(last_seen_at=timezone.now())
     return JoinResult(status="approved", room=room, spectator=spectator, join_request=join_request)
+
+
+def _admitted_via(facts: access.JoinFacts, approved: bool) -> str:
+    """Why a seat was given, for the audit trail (an approval has its own entry by the approver)."""
+    if facts.is_manager:
+        return "manager"
+    if approved:
+        return "approval"
+    if facts.password == access.PasswordCheck.RIGHT:
+        return "password"
+    if facts.is_allowed and facts.access_level != AccessLevel.PUBLIC:
+        return "invitation"
+    return facts.access_level
 
 
 def _auto_approve_due(room: Room, join_request: JoinRequest | None, now=None) -> bool:
@@ -476,22 +507,43 @@ def join_request_decide(*, join_request: JoinRequest, approver, approved: bool, 
 
 
 @transaction.atomic
-def invitation_create(*, room: Room, username: str, actor) -> tuple[Invitation, bool]:
-    """Invite a user by username; return the active invitation and whether it is new."""
+@transaction.atomic
+def invitation_create(*, room: Room, username: str, actor, ip: str | None = None) -> tuple[Invitation, bool]:
+    """Invite a user by username; return the active invitation and whether it is new (audited)."""
     require_manager(actor, room)
     (user,) = _users_by_username([username], field="username")
     existing = Invitation.objects.filter(room=room, user=user, revoked_at__isnull=True).first()
     if existing is not None:
         return existing, False
-    return Invitation.objects.create(room=room, user=user, invited_by=actor), True
+    invitation = Invitation.objects.create(room=room, user=user, invited_by=actor)
+    audit.audit_record(
+        action=audit.Action.INVITE,
+        room=room,
+        actor=actor,
+        target_user=user,
+        target_name=user.get_username(),
+        ip=ip,
+        details={"invitation_id": invitation.pk},
+    )
+    return invitation, True
 
 
 @transaction.atomic
-def invitation_revoke(*, invitation: Invitation, actor) -> Invitation:
-    """Revoke an invitation; spectators already present stay. Idempotent."""
+def invitation_revoke(*, invitation: Invitation, actor, ip: str | None = None) -> Invitation:
+    """Revoke an invitation; spectators already present stay. Idempotent (audited once)."""
     require_manager(actor, invitation.room)
-    Invitation.objects.filter(pk=invitation.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    revoked = Invitation.objects.filter(pk=invitation.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     invitation.refresh_from_db()
+    if revoked:
+        audit.audit_record(
+            action=audit.Action.INVITE_REVOKE,
+            room=invitation.room,
+            actor=actor,
+            target_user=invitation.user,
+            target_name=invitation.user.get_username(),
+            ip=ip,
+            details={"invitation_id": invitation.pk},
+        )
     return invitation
 
 

@@ -371,7 +371,7 @@ class InvitationListCreateApi(APIView):
         data.is_valid(raise_exception=True)
         room = access.room_get_managed(ref, request.user)
         invitation, created = services.invitation_create(
-            room=room, username=data.validated_data["username"], actor=request.user
+            room=room, username=data.validated_data["username"], actor=request.user, ip=client_ip(request)
         )
         return Response(
             s.InvitationSerializer(invitation).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
@@ -384,7 +384,7 @@ class InvitationRevokeApi(APIView):
         """Revoke an invitation."""
         room = access.room_get_managed(ref, request.user)
         invitation = get_object_or_404(Invitation, pk=invitation_id, room=room)
-        services.invitation_revoke(invitation=invitation, actor=request.user)
+        services.invitation_revoke(invitation=invitation, actor=request.user, ip=client_ip(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import struct
 
 import pytest
@@ -179,6 +181,16 @@ async def test_invalid_point_names_the_field_and_the_socket_stays_open(training_
     assert await stored(training_session) == []  # the whole batch is refused, nothing half-stored
     await communicator.send_json_to({"type": "metrics", "ref": 10, "points": [point(1), point(2)]})
     assert (await receive_json(communicator))["accepted"] == 2
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize(("key", "value"), [("loss", math.nan), ("loss", -math.inf), ("episode", 2**70)])
+async def test_what_pythons_json_dumps_writes_is_read_and_the_field_named(training_session, token, key, value):
+    # A diverged loss is NaN, and json.dumps writes it bare; the error must name the field.
+    communicator = await trainer_socket(training_session.pk, token)
+    await communicator.send_to(text_data=json.dumps({"type": "metrics", "points": [{**point(1), key: value}]}))
+    error = await receive_json(communicator)
+    assert (error["type"], error["field"]) == ("error", f"points.0.{key}"), error
     await communicator.disconnect()
 
 

@@ -30,7 +30,9 @@ def outcome(room, visitor, *, password=None, invite_token=""):
 
 
 def actions(room) -> list[str]:
-    return list(AuditEntry.objects.filter(room=room).order_by("created_at", "id").values_list("action", flat=True))
+    """The room's audit trail in order, without the seat-taking entries (tested on their own)."""
+    entries = AuditEntry.objects.filter(room=room).exclude(action=Action.JOIN).order_by("created_at", "id")
+    return list(entries.values_list("action", flat=True))
 
 
 # --- The new states against the database, checked by the oracle ------------------------------
@@ -481,6 +483,54 @@ def test_every_action_leaves_an_audit_entry(make_room, make_user, owner):
     }
 
 
+def test_every_seat_taken_is_audited_once_with_why_it_was_given(make_room, make_user, owner):
+    public, locked_by_password = make_room(), make_room(access_level=AccessLevel.PASSWORD)
+    invite_only = make_room(access_level=AccessLevel.INVITE_ONLY)
+    ann, guest = make_user("ann"), Visitor(anon_key=services.anon_key_for("guest"))
+    services.invitation_create(room=invite_only, username="ann", actor=owner)
+
+    services.room_join(room=public, visitor=guest, display_name="Guest A", ip="192.0.2.7")
+    services.room_join(room=public, visitor=guest)  # back with the seat it holds: no new entry
+    services.room_join(room=locked_by_password, visitor=Visitor(user=ann), password=locked_by_password.plain_password)
+    services.room_join(room=invite_only, visitor=Visitor(user=ann))
+    services.room_join(room=invite_only, visitor=Visitor(user=owner))
+
+    def joins(room):
+        return [
+            (entry.actor_name, entry.details["via"], entry.ip)
+            for entry in AuditEntry.objects.filter(room=room, action=Action.JOIN).order_by("pk")
+        ]
+
+    assert joins(public) == [("Guest A", "public", "192.0.2.7")]
+    assert joins(locked_by_password) == [("ann", "password", None)]
+    assert joins(invite_only) == [("ann", "invitation", None), ("owner", "manager", None)]
+
+
+def test_invitations_and_allowed_users_changes_are_audited(make_room, make_user, owner):
+    room = make_room(access_level=AccessLevel.INVITE_ONLY)
+    for name in ("ann", "bob", "cat"):
+        make_user(name)
+    invitation, created = services.invitation_create(room=room, username="ann", actor=owner)
+    assert created
+    services.invitation_create(room=room, username="ann", actor=owner)  # already invited: nothing new
+    services.invitation_revoke(invitation=invitation, actor=owner)
+    services.invitation_revoke(invitation=invitation, actor=owner)  # idempotent, audited once
+    services.room_access_update(room=room, actor=owner, allowed_users=["ann", "bob"])
+    services.room_access_update(room=room, actor=owner, allowed_users=["bob", "cat"])
+    services.room_access_update(room=room, actor=owner, allowed_users=["cat", "bob"])  # the same set
+
+    invites = AuditEntry.objects.filter(room=room, action__in=[Action.INVITE, Action.INVITE_REVOKE]).order_by("pk")
+    assert [(entry.action, entry.target_name) for entry in invites] == [
+        (Action.INVITE, "ann"),
+        (Action.INVITE_REVOKE, "ann"),
+    ]
+    changes = AuditEntry.objects.filter(room=room, action=Action.ACCESS_CHANGE).order_by("pk")
+    assert [entry.details for entry in changes] == [
+        {"allowed_users": {"added": ["ann", "bob"], "removed": []}},
+        {"allowed_users": {"added": ["cat"], "removed": ["ann"]}},
+    ]
+
+
 def test_audit_entries_are_rolled_back_with_their_action(make_room, make_user, owner):
     room = make_room()
     with pytest.raises(ValidationError):
@@ -506,11 +556,11 @@ def test_every_audit_action_is_written_by_some_service(make_room, make_user, own
 
     def seat(name):
         visitor = Visitor(user=users[name])
-        services.room_join(room=room, visitor=visitor, password=room.plain_password)
+        services.room_join(room=room, visitor=visitor, password=room.plain_password, ip=ip)
         request = access.latest_join_request(room, visitor)
         if request is not None and request.status == JoinRequest.Status.PENDING:
             services.join_request_decide(join_request=request, approver=owner, approved=True, ip=ip)
-        return services.room_join(room=room, visitor=visitor).spectator
+        return services.room_join(room=room, visitor=visitor, ip=ip).spectator
 
     moderation.moderator_add(room=room, username="mod", actor=owner, ip=ip)
     services.room_join(room=room, visitor=Visitor(user=users["cat"]), password=room.plain_password)
@@ -544,12 +594,17 @@ def test_every_audit_action_is_written_by_some_service(make_room, make_user, own
     invite_links.invite_link_revoke(link=link, actor=owner, ip=ip)
     services.room_access_update(room=room, actor=owner, access_level=AccessLevel.PUBLIC, ip=ip)
     services.room_access_update(room=room, actor=owner, listed=False, max_spectators=3, ip=ip)
+    invitation, _created = services.invitation_create(room=room, username="ann", actor=owner, ip=ip)
+    services.invitation_revoke(invitation=invitation, actor=owner, ip=ip)
     moderation.moderator_remove(moderator=room.moderators.get(), actor=owner, ip=ip)
     services.room_close(room=room, actor=owner, ip=ip)
 
     entries = AuditEntry.objects.filter(room=room)
     assert set(entries.values_list("action", flat=True)) == set(Action.values)
     assert set(entries.values_list("ip", flat=True)) == {ip}
-    assert set(entries.exclude(action=Action.INVITE_LINK_JOIN).values_list("actor_name", flat=True)) == {"owner"}
+    by_visitors = [Action.INVITE_LINK_JOIN, Action.JOIN]
+    assert set(entries.exclude(action__in=by_visitors).values_list("actor_name", flat=True)) == {"owner"}
+    joins = sorted((entry.actor_name, entry.details["via"]) for entry in entries.filter(action=Action.JOIN))
+    assert joins == [("ann", "approval"), ("bob", "approval")]
     assert all(entry.room_code == room.code and entry.owner_id == owner.pk for entry in entries)
     assert entries.get(action=Action.INVITE_LINK_JOIN).actor_name == "Linked Guest"

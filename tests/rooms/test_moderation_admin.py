@@ -56,6 +56,19 @@ def test_moderators_inline_adds_and_removes_through_the_service(admin_client, ad
     assert AuditEntry.objects.filter(room=room, action="moderator_remove").exists()
 
 
+def test_allowed_users_edited_in_the_admin_are_audited(admin_client, admin_user, make_room, make_user):
+    room = make_room(access_level="invite_only")
+    ann = make_user("ann")
+    data = change_form_data(admin_client.get(change_url(room)))
+    data["allowed_users"] = [str(ann.pk)]
+    response = admin_client.post(change_url(room), data)
+
+    assert response.status_code == 302, response.content[:2000]
+    assert list(room.allowed_users.all()) == [ann]
+    entry = AuditEntry.objects.get(room=room, action="access_change")
+    assert (entry.actor, entry.details) == (admin_user, {"allowed_users": {"added": ["ann"], "removed": []}})
+
+
 def test_spectator_timeout_and_send_to_waiting_actions(admin_client, make_room, make_user):
     room = make_room(require_approval=True, allowed_users=[])
     first, second = make_user("first"), make_user("second")

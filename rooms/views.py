@@ -97,6 +97,7 @@ def room_page(request, code: str):
         "name": room.name,
         "access_level": room.access_level,
         "require_approval": room.require_approval,
+        "locked": room.locked,
         "max_spectators": room.max_spectators,
         "screen": screen,
         "refusal": decision.refusal.value if decision.refusal else None,

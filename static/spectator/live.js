@@ -1,6 +1,7 @@
 // The live room: one WebSocket to /ws/rooms/<CODE>/ with automatic reconnect (exponential
 // backoff; a fresh ticket from the join API each time), the snapshot's history merged by
 // (stream, seq) so a reconnect backfills what was missed without doubling anything.
+import { api, errorMessage, roomPath } from "./api.js";
 import { GraphBoard } from "./charts.js";
 import { DecisionPanel } from "./decisions.js";
 import { $, setText, toast } from "./dom.js";
@@ -76,6 +77,37 @@ export class LiveRoom {
         this.sendSpeed();
       });
     }
+    const admitAll = $("#admit-all");
+    if (admitAll) admitAll.addEventListener("click", () => this.send({ type: "admit_all" }));
+    const lock = $("#lock-toggle");
+    if (lock) {
+      this.showLocked(Boolean(this.data.locked));
+      lock.addEventListener("click", () => this.toggleLock());
+    }
+  }
+
+  /** Lock (nobody new gets in, those inside stay) or unlock, through the API. */
+  async toggleLock() {
+    const lock = $("#lock-toggle");
+    const locking = !this.locked;
+    lock.disabled = true;
+    try {
+      const result = await api("POST", roomPath(this.code, locking ? "lock/" : "unlock/"));
+      if (result.ok) this.showLocked(locking);
+      else toast(this.toastEl, errorMessage(result, "Could not change the lock; try again."), { error: true });
+    } catch {
+      toast(this.toastEl, "The server could not be reached; try again.", { error: true });
+    } finally {
+      lock.disabled = false;
+    }
+  }
+
+  showLocked(locked) {
+    this.locked = locked;
+    const lock = $("#lock-toggle");
+    lock.textContent = locked ? "Unlock room" : "Lock room";
+    lock.setAttribute("aria-pressed", String(locked));
+    $("#lock-state").hidden = !locked;
   }
 
   start(ticket) {
@@ -245,6 +277,7 @@ export class LiveRoom {
     setText($("#pending-count"), String(requests.length));
     $("#pending-count").classList.toggle("count-pill-alert", requests.length > 0);
     $("#pending-empty").hidden = requests.length > 0;
+    $("#admit-all").hidden = requests.length === 0;
   }
 
   moderate(action, spectator) {

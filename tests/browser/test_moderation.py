@@ -1,6 +1,7 @@
 """Moderation in real browsers: admit everyone waiting from the owner page (the waiting
 spectators see their place and the owner's message, then go live without a reload; back to the
-waiting room and a timeout), and a one-click invite link into a password room."""
+waiting room and a timeout), a one-click invite link into a password room, and the live room
+page's owner panel: admit all and lock/unlock without leaving the game."""
 
 import pytest
 from playwright.sync_api import expect
@@ -91,3 +92,37 @@ def test_one_click_invite_link_into_a_password_room(new_page, make_room, shot):
     late.goto(url)
     expect(late.locator("#screen-refused")).to_be_visible()
     expect(late.locator("#refused-detail")).to_contain_text("invite link")
+
+
+def test_the_live_rooms_owner_panel_admits_everyone_waiting_and_locks_the_room(new_page, make_room, shot):
+    session = make_room(name="Live panel run", require_approval=True)
+    code = session.room_code
+    owner = new_page("alice")
+    owner.goto(f"/r/{code}/")
+    expect_live(owner)
+    expect(owner.locator("#admit-all")).to_be_hidden()
+
+    first, second = new_page(), new_page()
+    request_to_join(first, code, "First Viewer")
+    request_to_join(second, code, "Second Viewer")
+    expect(owner.locator("#pending-list .request")).to_have_count(2)
+    owner.click("#admit-all")
+    for page in (first, second):
+        expect_live(page)
+        assert page.evaluate("window.__samePage === true"), "the page reloaded"
+    expect(owner.locator("#pending-list .request")).to_have_count(0)
+    expect(owner.locator("#admit-all")).to_be_hidden()
+
+    owner.click("#lock-toggle")
+    expect(owner.locator("#lock-toggle")).to_have_text("Unlock room")
+    expect(owner.locator("#lock-state")).to_be_visible()
+    shot(owner, "locked")
+    late = new_page()
+    late.goto(f"/r/{code}/")
+    expect(late.locator("#screen-refused")).to_be_visible()
+    expect(first.locator("#conn-state")).to_have_attribute("data-state", "live")  # those inside stay
+    owner.click("#lock-toggle")
+    expect(owner.locator("#lock-toggle")).to_have_text("Lock room")
+    expect(owner.locator("#lock-state")).to_be_hidden()
+    late.reload()
+    expect(late.locator("#screen-request")).to_be_visible()

@@ -199,6 +199,9 @@ class Connection:
             self._task.cancel()
             # Waits without raising the writer's end, yet lets our own cancellation through.
             await asyncio.wait([self._task])
+        # A cancelled task keeps its exception, whose traceback holds the writer's frame and so
+        # this connection: dropping the task leaves no cycle for the garbage collector to find.
+        self._task = None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -10,6 +10,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from rooms.sweeper import sweeper_start  # noqa: E402
 from spectator_site.gc_tuning import tune_gc  # noqa: E402
@@ -25,4 +26,4 @@ application = ProtocolTypeRouter(
 )
 
 sweeper_start()
-tune_gc()
+tune_gc(full_interval=settings.SPECTATOR_GC_FULL_INTERVAL)

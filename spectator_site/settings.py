@@ -270,6 +270,8 @@ SPECTATOR_MAX_BUFFERED_MESSAGES = env_int("SPECTATOR_MAX_BUFFERED_MESSAGES", 500
 # Seconds between two spectator lists sent to a room: a crowd joining at once gets the latest list
 # a few times a second, not one per join (which is n^2 messages for n joiners).
 SPECTATOR_LIST_INTERVAL = env_float("SPECTATOR_LIST_INTERVAL", 0.5)
+# A server process runs a full garbage collection this often (seconds; 0: only CPython's own).
+SPECTATOR_GC_FULL_INTERVAL = env_float("SPECTATOR_GC_FULL_INTERVAL", 300)
 # Metric points of recent history sent in a room's snapshot on connect.
 SPECTATOR_SNAPSHOT_POINTS = env_int("SPECTATOR_SNAPSHOT_POINTS", 500)
 # Recorded episodes (decisions and frames for replay): one append-only file per episode under

@@ -192,3 +192,19 @@ async def test_not_before_the_snapshot_went_out():
     protocol = open_protocol()
     connection = Connection(protocol.send, room_id="r", training_session_id="s", spectator_id=1, is_manager=False)
     assert connection.write_now(items("x")) is False  # not started: its snapshot goes first
+
+
+async def test_a_stopped_connection_is_freed_without_the_garbage_collector():
+    import gc
+    import weakref
+
+    connection = hub_connection(open_protocol())
+    await asyncio.sleep(0)  # the writer waits for work
+    await connection.stop()
+    freed = weakref.ref(connection)
+    gc.disable()
+    try:
+        del connection
+        assert freed() is None, "a reference cycle keeps the stopped connection alive"
+    finally:
+        gc.enable()

@@ -24,3 +24,52 @@ def test_loading_the_asgi_application_freezes_start_up_objects_and_raises_the_th
     # Django, DRF and Channels loaded: tens of thousands of objects no collection walks again.
     assert probe["frozen"] > 20_000
     assert probe["threshold"][0] >= 50_000
+
+
+CYCLE_PROBE = """
+import gc, json, threading, weakref
+import spectator_site.asgi
+gc.disable()  # only the periodic full collection may find the cycle now
+
+
+class Node:
+    pass
+
+
+node = Node()
+node.self = node
+collected = threading.Event()
+weakref.finalize(node, collected.set)
+del node
+print(json.dumps({
+    "collected": collected.wait(30),
+    "threads": [thread.name for thread in threading.enumerate()],
+}))
+"""
+
+
+def run_cycle_probe(tmp_path, interval: str) -> dict:
+    env = server_env(tmp_path, SPECTATOR_GC_FULL_INTERVAL=interval)
+    result = subprocess.run(
+        [sys.executable, "-c", CYCLE_PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_cyclic_garbage_is_collected_by_the_periodic_full_collection(tmp_path):
+    probe = run_cycle_probe(tmp_path, "0.05")
+    assert probe["collected"] is True
+    assert "spectator-gc" in probe["threads"]
+
+
+def test_no_periodic_collection_when_switched_off(tmp_path):
+    env = server_env(tmp_path, SPECTATOR_GC_FULL_INTERVAL="0")
+    probe_source = CYCLE_PROBE.replace("collected.wait(30)", "collected.wait(0.5)")
+    result = subprocess.run(
+        [sys.executable, "-c", probe_source], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    probe = json.loads(result.stdout.splitlines()[-1])
+    assert probe["collected"] is False
+    assert "spectator-gc" not in probe["threads"]

@@ -140,7 +140,7 @@ def timeout_create(
     if not (0 < duration_seconds <= MAX_TIMEOUT_SECONDS):
         raise ValidationError({"duration_seconds": f"Must be more than 0 and at most {MAX_TIMEOUT_SECONDS}."})
     target = ban_target(room=room, user=user, spectator=spectator, verb="time out", past="timed out")
-    user, visitor, display_name, existing = target.user, target.visitor, target.display_name, target.open_ban
+    existing = target.open_ban
     if existing is not None and existing.expires_at is None:
         raise ValidationError({"username": "Already banned from this room; lift the ban instead."})
     expires_at = timezone.now() + timedelta(seconds=duration_seconds)
@@ -149,23 +149,13 @@ def timeout_create(
         existing.save(update_fields=["expires_at", "reason", "banned_by"])
         timeout = existing
     else:
-        timeout = Ban.objects.create(
-            room=room,
-            user=user,
-            anon_key="" if user is not None else spectator.anon_key,
-            display_name=display_name,
-            reason=reason[:500],
-            banned_by=actor,
-            expires_at=expires_at,
-        )
-    audit.audit_record(
+        timeout = target.ban_new(room=room, actor=actor, reason=reason, expires_at=expires_at)
+    target.audit(
         action=audit.Action.TIMEOUT,
         room=room,
         actor=actor,
-        target_user=user,
-        target_name=display_name,
         ip=ip,
         details={"ban_id": timeout.pk, "until": expires_at.isoformat(), **({"reason": reason} if reason else {})},
     )
-    _remove_everywhere(room, visitor, reason=Spectator.LeftReason.SUSPENDED, actor=actor, scope=Ban.Scope.ROOM)
+    _remove_everywhere(room, target.visitor, reason=Spectator.LeftReason.SUSPENDED, actor=actor, scope=Ban.Scope.ROOM)
     return timeout

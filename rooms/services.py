@@ -233,16 +233,7 @@ def room_access_update(
     hash. Turning approval off admits everyone waiting. Each change is audited.
     """
     require_manager(actor, room)
-    before = {
-        "access_level": room.access_level,
-        "require_approval": room.require_approval,
-        "listed": room.listed,
-        "max_spectators": room.max_spectators,
-        "auto_approve_timeout": room.auto_approve_timeout,
-        "approval_ttl": room.approval_ttl,
-        "waiting_message": room.waiting_message,
-        "expires_at": room.expires_at.isoformat(),
-    }
+    before = _access_settings(room)
     if not room.is_live():
         raise ValidationError({"room": "This room is no longer live."})
     new_password = None
@@ -297,8 +288,9 @@ def room_access_update(
     return room, new_password
 
 
-def _audit_access_changes(room: Room, before: dict, *, actor, ip, password_set: bool, extra: dict) -> None:
-    after = {
+def _access_settings(room: Room) -> dict:
+    """The audited access settings of ``room``, as they read now."""
+    return {
         "access_level": room.access_level,
         "require_approval": room.require_approval,
         "listed": room.listed,
@@ -308,6 +300,10 @@ def _audit_access_changes(room: Room, before: dict, *, actor, ip, password_set: 
         "waiting_message": room.waiting_message,
         "expires_at": room.expires_at.isoformat(),
     }
+
+
+def _audit_access_changes(room: Room, before: dict, *, actor, ip, password_set: bool, extra: dict) -> None:
+    after = _access_settings(room)
     changed = {field: {"from": before[field], "to": after[field]} for field in after if before[field] != after[field]}
     own_actions = {
         "access_level": audit.Action.LEVEL_CHANGE,
@@ -593,7 +589,7 @@ def ban_create(
     if scope not in Ban.Scope.values:
         raise ValidationError({"scope": f"Choose one of: {', '.join(Ban.Scope.values)}."})
     target = ban_target(room=room, user=user, spectator=spectator, verb="ban", past="banned")
-    user, visitor, display_name, ban = target.user, target.visitor, target.display_name, target.open_ban
+    ban = target.open_ban
     if ban is not None and ban.expires_at is not None:
         # A timeout (running or ended but never lifted) turns into the ban.
         ban.expires_at, ban.reason, ban.banned_by, ban.scope = None, reason[:500] or ban.reason, actor, scope
@@ -602,34 +598,48 @@ def ban_create(
         ban.scope = scope
         ban.save(update_fields=["scope"])
     if ban is None:
-        ban = Ban.objects.create(
-            room=room,
-            user=user,
-            anon_key="" if user is not None else spectator.anon_key,
-            display_name=display_name,
-            reason=reason[:500],
-            banned_by=actor,
-            scope=scope,
-        )
-    audit.audit_record(
+        ban = target.ban_new(room=room, actor=actor, reason=reason, scope=scope)
+    target.audit(
         action=audit.Action.BAN,
         room=room,
         actor=actor,
-        target_user=user,
-        target_name=display_name,
         ip=ip,
         details={"ban_id": ban.pk, "scope": scope, **({"reason": ban.reason} if ban.reason else {})},
     )
-    _remove_everywhere(room, visitor, reason=Spectator.LeftReason.BANNED, actor=actor, scope=scope)
+    _remove_everywhere(room, target.visitor, reason=Spectator.LeftReason.BANNED, actor=actor, scope=scope)
     return ban
 
 
 @dataclass(frozen=True)
 class BanTarget:
     user: object | None
+    anon_key: str  # for a visitor who is not signed in
     visitor: Visitor
     display_name: str
     open_ban: Ban | None  # their ban or timeout in this room that nobody lifted
+
+    def ban_new(self, *, room: Room, actor, reason: str, **fields) -> Ban:
+        """A new Ban row (a ban, or a timeout with ``expires_at``) for this target."""
+        return Ban.objects.create(
+            room=room,
+            user=self.user,
+            anon_key=self.anon_key,
+            display_name=self.display_name,
+            reason=reason[:500],
+            banned_by=actor,
+            **fields,
+        )
+
+    def audit(self, *, action: str, room: Room, actor, ip: str | None, details: dict) -> None:
+        audit.audit_record(
+            action=action,
+            room=room,
+            actor=actor,
+            target_user=self.user,
+            target_name=self.display_name,
+            ip=ip,
+            details=details,
+        )
 
 
 def ban_target(*, room: Room, user=None, spectator: Spectator | None = None, verb: str, past: str) -> BanTarget:
@@ -646,12 +656,14 @@ def ban_target(*, room: Room, user=None, spectator: Spectator | None = None, ver
     if user is not None:
         return BanTarget(
             user=user,
+            anon_key="",
             visitor=Visitor(user=user),
             display_name=user.get_username(),
             open_ban=Ban.objects.filter(room=room, user=user, lifted_at__isnull=True).first(),
         )
     return BanTarget(
         user=None,
+        anon_key=spectator.anon_key,
         visitor=Visitor(anon_key=spectator.anon_key),
         display_name=spectator.display_name,
         open_ban=Ban.objects.filter(

@@ -31,9 +31,8 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import orjson  # noqa: E402
 
-from benchmarks.ingest import postgres_fresh  # noqa: E402
-
 DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/spectator_export_bench"
+from benchmarks.databases import bench_databases  # noqa: E402
 from benchmarks.results import write_section  # noqa: E402
 from tests.support.servers import ServerProcess, manage, server_env  # noqa: E402
 
@@ -172,12 +171,7 @@ def history_times(server: ServerProcess, token: str) -> list[tuple[str, float, i
 
 
 def main() -> None:
-    databases = [("SQLite", None)]
-    postgres = os.environ.get("BENCH_DATABASE_URL", DEFAULT_POSTGRES)
-    if postgres_fresh(postgres):
-        databases.append(("PostgreSQL", postgres))
-    else:
-        print(f"PostgreSQL not reachable at {postgres}; measuring SQLite only")
+    databases = bench_databases(DEFAULT_POSTGRES)
     export_rows, server_rows, history_rows = [], [], []
     for name, url in databases:
         env = server_env(

@@ -13,7 +13,6 @@ Each run also resends a batch to check nothing is stored twice.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 import orjson  # noqa: E402
 import websockets  # noqa: E402
 
+from benchmarks.databases import bench_databases  # noqa: E402
 from benchmarks.results import write_section  # noqa: E402
 from tests.support.servers import ServerProcess, manage, server_env  # noqa: E402
 
@@ -126,28 +126,8 @@ async def socket_path(server: ServerProcess, token: str) -> dict:
     return {"rate": POINTS / elapsed, "stored": accepted, "duplicates": again["duplicates"]}
 
 
-def postgres_fresh(url: str) -> bool:
-    """Create the benchmark's database afresh (dropped first: a big table slows inserts); False if unreachable."""
-    try:
-        import psycopg
-
-        admin = url.rsplit("/", 1)[0] + "/postgres"
-        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
-            name = url.rsplit("/", 1)[1]
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return True
-    except Exception:  # noqa: BLE001 - any failure means: not here
-        return False
-
-
 def main() -> None:
-    databases = [("SQLite", None)]
-    postgres = os.environ.get("BENCH_DATABASE_URL", DEFAULT_POSTGRES)
-    if postgres_fresh(postgres):
-        databases.append(("PostgreSQL", postgres))
-    else:
-        print(f"PostgreSQL not reachable at {postgres}; measuring SQLite only")
+    databases = bench_databases(DEFAULT_POSTGRES)
     rows = []
     for name, url in databases:
         env = server_env(Path(tempfile.mkdtemp(prefix="spectator-ingest-")), DATABASE_URL=url, LOG_LEVEL="WARNING")

@@ -233,20 +233,6 @@ def table_bytes(connection, *, reclaimed: bool = False) -> int:
 # --- The driver -------------------------------------------------------------------------------
 
 
-def postgres_fresh(url: str) -> bool:
-    try:
-        import psycopg
-
-        admin = url.rsplit("/", 1)[0] + "/postgres"
-        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
-            name = url.rsplit("/", 1)[1]
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return True
-    except Exception:  # noqa: BLE001 - any failure means: not here
-        return False
-
-
 def run_measure(database_url: str | None) -> dict:
     data_dir = tempfile.mkdtemp(prefix="spectator-recording-")
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
@@ -269,14 +255,10 @@ def run_measure(database_url: str | None) -> dict:
 
 
 def main() -> None:
+    from benchmarks.databases import bench_databases
     from benchmarks.results import write_section
 
-    databases = [("SQLite", None)]
-    postgres = os.environ.get("BENCH_DATABASE_URL", DEFAULT_POSTGRES)
-    if postgres_fresh(postgres):
-        databases.append(("PostgreSQL", postgres))
-    else:
-        print(f"PostgreSQL not reachable at {postgres}; measuring SQLite only")
+    databases = bench_databases(DEFAULT_POSTGRES)
     table = []
     for name, url in databases:
         r = run_measure(url)

@@ -32,6 +32,15 @@ export async function api(method, path, body) {
   return { status: response.status, ok: response.ok, data, headers: response.headers };
 }
 
+/** Like api(), but a network failure comes back as an error result, shown like any other. */
+export async function apiOrOffline(method, path, body) {
+  try {
+    return await api(method, path, body);
+  } catch {
+    return { status: 0, ok: false, data: { detail: "Cannot reach the server; try again." }, headers: null };
+  }
+}
+
 /** The human message of an API error response. */
 export function errorMessage(result, fallback = "Something went wrong; try again.") {
   const data = result && result.data;

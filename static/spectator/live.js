@@ -1,7 +1,7 @@
 // The live room: one WebSocket to /ws/rooms/<CODE>/ with automatic reconnect (exponential
 // backoff; a fresh ticket from the join API each time), the snapshot's history merged by
 // (stream, seq) so a reconnect backfills what was missed without doubling anything.
-import { api, errorMessage, roomPath } from "./api.js";
+import { apiOrOffline, errorMessage, roomPath } from "./api.js";
 import { GraphBoard } from "./charts.js";
 import { DecisionPanel } from "./decisions.js";
 import { $, setText, toast } from "./dom.js";
@@ -91,15 +91,10 @@ export class LiveRoom {
     const lock = $("#lock-toggle");
     const locking = !this.locked;
     lock.disabled = true;
-    try {
-      const result = await api("POST", roomPath(this.code, locking ? "lock/" : "unlock/"));
-      if (result.ok) this.showLocked(locking);
-      else toast(this.toastEl, errorMessage(result, "Could not change the lock; try again."), { error: true });
-    } catch {
-      toast(this.toastEl, "The server could not be reached; try again.", { error: true });
-    } finally {
-      lock.disabled = false;
-    }
+    const result = await apiOrOffline("POST", roomPath(this.code, locking ? "lock/" : "unlock/"));
+    lock.disabled = false;
+    if (result.ok) this.showLocked(locking);
+    else toast(this.toastEl, errorMessage(result, "Could not change the lock; try again."), { error: true });
   }
 
   showLocked(locked) {

@@ -1,6 +1,6 @@
 // The owner's room page: share, password, live join requests and spectators (kick, ban, time
 // out, back to the waiting room), invitations, bans, close. ``moderation.js`` adds the rest. Everything goes through the REST API with the session.
-import { api, errorMessage, roomPath } from "./api.js";
+import { api, apiOrOffline, errorMessage, roomPath } from "./api.js";
 import { $, readJson, setText, wireCopyButtons } from "./dom.js";
 import { renderRequests, renderSpectators, renderUsers } from "./people.js";
 
@@ -15,12 +15,7 @@ function fail(result) {
 }
 
 async function call(method, rest, body) {
-  let result;
-  try {
-    result = await api(method, roomPath(data.code, rest), body);
-  } catch {
-    result = { ok: false, data: { detail: "Cannot reach the server; try again." } };
-  }
+  const result = await apiOrOffline(method, roomPath(data.code, rest), body);
   if (!result.ok) fail(result);
   else errorEl.hidden = true;
   return result;

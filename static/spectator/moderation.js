@@ -1,7 +1,7 @@
 // The owner's room page, moderation: admit all, approval, lock and listing switches, the waiting
 // room message, approval expiry, moderators, invite links, timeouts and the audit trail.
 // User text goes in as text nodes only (h, setText).
-import { api, errorMessage, roomPath } from "./api.js";
+import { api, apiOrOffline, errorMessage, roomPath } from "./api.js";
 import { $, h, readJson, setText } from "./dom.js";
 import { renderUsers } from "./people.js";
 
@@ -15,12 +15,7 @@ function say(message, { error = false } = {}) {
 }
 
 async function call(method, rest, body) {
-  let result;
-  try {
-    result = await api(method, roomPath(data.code, rest), body);
-  } catch {
-    result = { ok: false, data: { detail: "Cannot reach the server; try again." } };
-  }
+  const result = await apiOrOffline(method, roomPath(data.code, rest), body);
   if (!result.ok) say(errorMessage(result), { error: true });
   return result;
 }

@@ -5,20 +5,15 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.test import Client
 
 from tests.spectator_site.test_security_headers import csp_directives
+from tests.support.servers import python_json
 
 pytestmark = pytest.mark.django_db
-
-BASE_DIR = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -122,17 +117,7 @@ def tls_settings(tmp_path, **env) -> dict:
         SECRET_KEY="test-only-secret",
         **env,
     )
-    result = subprocess.run(
-        [sys.executable, "-c", f"import django; django.setup()\n{PRINT_TLS}"],
-        cwd=BASE_DIR,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return python_json(f"import django; django.setup()\n{PRINT_TLS}", clean)
 
 
 def test_environment_switches_tls_settings(tmp_path):

@@ -1,10 +1,6 @@
 """A server process freezes its start-up objects and collects less often (spectator_site.gc_tuning)."""
 
-import json
-import subprocess
-import sys
-
-from tests.support.servers import ROOT, server_env
+from tests.support.servers import python_json, server_env
 
 PROBE = """
 import gc, json
@@ -15,11 +11,7 @@ print(json.dumps({"before": before, "frozen": gc.get_freeze_count(), "threshold"
 
 
 def test_loading_the_asgi_application_freezes_start_up_objects_and_raises_the_threshold(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=ROOT, env=server_env(tmp_path), capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    probe = json.loads(result.stdout.splitlines()[-1])
+    probe = python_json(PROBE, server_env(tmp_path), timeout=120)
     assert probe["before"] == 0
     # Django, DRF and Channels loaded: tens of thousands of objects no collection walks again.
     assert probe["frozen"] > 20_000
@@ -48,28 +40,14 @@ print(json.dumps({
 """
 
 
-def run_cycle_probe(tmp_path, interval: str) -> dict:
-    env = server_env(tmp_path, SPECTATOR_GC_FULL_INTERVAL=interval)
-    result = subprocess.run(
-        [sys.executable, "-c", CYCLE_PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.splitlines()[-1])
-
-
 def test_cyclic_garbage_is_collected_by_the_periodic_full_collection(tmp_path):
-    probe = run_cycle_probe(tmp_path, "0.05")
+    probe = python_json(CYCLE_PROBE, server_env(tmp_path, SPECTATOR_GC_FULL_INTERVAL="0.05"), timeout=120)
     assert probe["collected"] is True
     assert "spectator-gc" in probe["threads"]
 
 
 def test_no_periodic_collection_when_switched_off(tmp_path):
     env = server_env(tmp_path, SPECTATOR_GC_FULL_INTERVAL="0")
-    probe_source = CYCLE_PROBE.replace("collected.wait(30)", "collected.wait(0.5)")
-    result = subprocess.run(
-        [sys.executable, "-c", probe_source], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    probe = json.loads(result.stdout.splitlines()[-1])
+    probe = python_json(CYCLE_PROBE.replace("collected.wait(30)", "collected.wait(0.5)"), env, timeout=120)
     assert probe["collected"] is False
     assert "spectator-gc" not in probe["threads"]

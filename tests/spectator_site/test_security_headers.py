@@ -1,17 +1,13 @@
 """Security headers on pages and API responses, and the settings the environment selects."""
 
-import json
 import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.django_db
 
-BASE_DIR = Path(__file__).resolve().parents[2]
+from tests.support.servers import python_json
 
 
 def csp_directives(response) -> dict[str, list[str]]:
@@ -143,17 +139,7 @@ def settings_with(tmp_path, **env) -> dict:
         if key not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "SPECTATOR_DATA_DIR"}
     }
     clean.update(DJANGO_SETTINGS_MODULE="spectator_site.settings", SPECTATOR_DATA_DIR=str(tmp_path), **env)
-    result = subprocess.run(
-        [sys.executable, "-c", PRINT_BACKENDS],
-        cwd=BASE_DIR,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return python_json(PRINT_BACKENDS, clean)
 
 
 def test_no_environment_means_sqlite_and_in_memory_layer(tmp_path):

@@ -5,6 +5,7 @@ Readiness is waited on by polling ``/healthz`` (the event), bounded by a deadlin
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -40,6 +41,15 @@ def server_env(data_dir: Path, **overrides) -> dict:
     )
     env.update({k: v for k, v in overrides.items() if v is not None})
     return env
+
+
+def python_json(code: str, env: dict, *, timeout: float = 60) -> dict:
+    """Run ``code`` in a fresh interpreter with ``env`` and return the JSON its last line prints."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def manage(env: dict, *args: str) -> str:

@@ -4,7 +4,6 @@ production configuration that ``manage.py check --deploy`` finds clean."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -20,7 +19,7 @@ import pytest
 import websockets
 
 from tests.support.redis_server import RedisServer, redis_server_binary
-from tests.support.servers import RELAXED_THROTTLES, ROOT, free_port, manage, server_env
+from tests.support.servers import RELAXED_THROTTLES, ROOT, free_port, manage, next_of_type, server_env
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -151,14 +150,6 @@ async def test_processes_behind_nginx_serve_rooms_static_files_and_come_back_whe
     launcher.send_signal(signal.SIGTERM)
     assert launcher.wait(30) == 0
     assert not any(pid_alive(pid) for pid in pids)
-
-
-async def next_of_type(ws, wanted: str, timeout: float = 10.0) -> dict:
-    async with asyncio.timeout(timeout):
-        while True:
-            raw = await ws.recv()
-            if isinstance(raw, str) and (message := json.loads(raw))["type"] == wanted:
-                return message
 
 
 def test_more_than_one_process_needs_redis(tmp_path):

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.support.servers import ServerProcess, manage, server_env
+from tests.support.servers import ServerProcess, manage, next_of_type, server_env
 
 pytestmark = pytest.mark.timeout(120)
 JOIN_LIMIT = 30  # SPECTATOR_THROTTLE_JOIN's default, per minute
@@ -90,11 +90,3 @@ async def test_a_message_flood_closes_that_socket_and_others_keep_the_stream(ser
         ).raise_for_status()
         metrics = await next_of_type(calm, "training_metrics")
         assert metrics["data"]["current_reward"] == 2.5
-
-
-async def next_of_type(ws, wanted: str, timeout: float = 10.0) -> dict:
-    async with asyncio.timeout(timeout):
-        while True:
-            raw = await ws.recv()
-            if isinstance(raw, str) and (message := json.loads(raw))["type"] == wanted:
-                return message

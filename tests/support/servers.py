@@ -5,6 +5,7 @@ Readiness is waited on by polling ``/healthz`` (the event), bounded by a deadlin
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -50,6 +51,15 @@ def python_json(code: str, env: dict, *, timeout: float = 60) -> dict:
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+async def next_of_type(ws, wanted: str, timeout: float = 10.0) -> dict:
+    """The next text message of type ``wanted`` on a ``websockets`` client connection."""
+    async with asyncio.timeout(timeout):
+        while True:
+            raw = await ws.recv()
+            if isinstance(raw, str) and (message := json.loads(raw))["type"] == wanted:
+                return message
 
 
 def manage(env: dict, *args: str) -> str:

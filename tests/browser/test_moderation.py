@@ -3,6 +3,8 @@ spectators see their place and the owner's message, then go live without a reloa
 waiting room and a timeout), a one-click invite link into a password room, and the live room
 page's owner panel: admit all and lock/unlock without leaving the game."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -75,8 +77,9 @@ def test_one_click_invite_link_into_a_password_room(new_page, make_room, shot):
     expect(owner.locator("#link-password")).to_be_checked()
     with owner.expect_response(lambda response: response.url.endswith("/invite-links/") and response.status == 201):
         owner.click("#link-form button[type=submit]")
+    # The page fills the field after the response arrives: wait for it, then read it.
+    expect(owner.locator("#new-link-url")).to_have_value(re.compile(re.escape(f"/r/{session.room_code}/?invite=")))
     url = owner.locator("#new-link-url").input_value()
-    assert f"/r/{session.room_code}/?invite=" in url
     expect(owner.locator("#link-list")).to_contain_text("Team")
 
     guest = new_page()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -34,19 +35,25 @@ def nginx_binary() -> str:
 
 
 def two_free_ports() -> int:
-    """A port whose next port is free too (the cluster's processes use consecutive ports)."""
-    for _ in range(50):
-        port = free_port()
-        if port < 65000 and not _taken(port + 1):
+    """Two consecutive free ports (the cluster's processes use consecutive ports), below the
+    ephemeral range (32768 and up): an outgoing connection cannot take the second one between
+    this check and the cluster binding it, as happened once in CI."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        if _bindable(port) and _bindable(port + 1):
             return port
     raise RuntimeError("no two consecutive free ports")
 
 
-def _taken(port: int) -> bool:
+def _bindable(port: int) -> bool:
     import socket
 
     with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def wait_until(condition, timeout: float = 60.0, what: str = "condition"):
